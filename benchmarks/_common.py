@@ -1,0 +1,92 @@
+"""Shared plumbing of the benchmarks: a unique queue, a ``taskqueue worker`` subprocess, cleanup by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from kombu.connection import Connection
+
+from taskqueue.children import stop_process
+
+BROKER_URL = os.environ.get("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+VENV_BIN = Path(sys.executable).parent
+
+
+def wait_for(probe: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        time.sleep(interval)
+    raise SystemExit(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def bench_queue() -> Iterator[str]:
+    """A fresh queue name; the queue and its exchange are deleted afterwards."""
+    name = f"bench-{uuid.uuid4().hex[:10]}"
+    try:
+        yield name
+    finally:
+        with Connection(BROKER_URL) as connection:  # type: ignore[no-untyped-call]
+            for queue in (name, f"{name}.dead-letter"):  # the work queue and its dead-letter queue
+                with contextlib.suppress(Exception):
+                    connection.channel().queue_delete(queue)
+            with contextlib.suppress(Exception):
+                connection.channel().exchange_delete(name)
+
+
+def worker_env(queue: str, workdir: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        BROKER_URL=BROKER_URL,
+        QUEUE_NAME=queue,
+        HEALTH_FILE=str(workdir / "heartbeat"),
+        PRODUCER_HEALTH_FILE=str(workdir / "producer.heartbeat"),
+        HEALTH_INTERVAL="0.2",
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
+@contextlib.contextmanager
+def worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``taskqueue worker``, stopped (SIGTERM, then SIGKILL of its group) by PID on exit."""
+    with taskqueue(["worker"], env, log) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def taskqueue(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``taskqueue ARGS``, stopped (SIGTERM, then SIGKILL of its group) by PID on exit."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "taskqueue"), *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        stop_process(process)
+
+
+def workdir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="taskqueue-bench-")
+
+
+def client(queue: str):  # type: ignore[no-untyped-def]
+    """A Celery app like the worker's, for publishing."""
+    from taskqueue.app import create_app
+    from taskqueue.config import Settings
+
+    return create_app(Settings(broker_url=BROKER_URL, queue_name=queue))  # type: ignore[arg-type]

@@ -1,0 +1,174 @@
+"""The full settings of the runtime (worker, producer, Flower, demo): a pydantic-settings model.
+
+Private: import :class:`Settings` and :func:`load_settings` from :mod:`taskqueue.config`, the one public
+configuration module. The model lives here so that importing ``taskqueue.config`` costs no pydantic
+(about 90 ms of CPU): the health probes, run every few seconds in every pod, use the stdlib-only
+``ProbeSettings`` of that module instead. Rules shared with ``ProbeSettings`` (defaults, the URL prefix and
+basic-auth rules) are defined in ``taskqueue.config`` and used by both; a unit test checks they agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import quote, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from taskqueue.config import (
+    DEFAULT_FLOWER_PORT,
+    DEFAULT_HEALTH_FILE,
+    DEFAULT_HEALTH_MAX_AGE,
+    DEFAULT_PRODUCER_HEALTH_FILE,
+    SECRET_VARIABLES,
+    ConfigError,
+    check_basic_auth,
+    mask_url,
+    url_prefix,
+)
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Settings(BaseSettings):
+    """Everything the runtime reads from its environment. Field ``foo_bar`` is variable ``FOO_BAR``."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # Broker. BROKER_URL wins over the parts below.
+    broker_url: SecretStr | None = None
+    rabbitmq_service_service_host: str | None = None
+    rabbitmq_service_service_port: Port = 5672
+    rabbitmq_username: str = "guest"
+    rabbitmq_password: SecretStr | None = None
+    rabbitmq_vhost: str = "/"
+
+    # Celery.
+    result_backend: str = "rpc://"
+    # At most 243 characters: AMQP names stop at 255, and the dead-letter queue adds ".dead-letter" (12).
+    queue_name: Annotated[str, Field(min_length=1, max_length=243, pattern=r"^[A-Za-z0-9_.:-]+$")] = "celery"
+    # Quorum queues (replicated, durable) need RabbitMQ >= 3.8; "classic" for older brokers or for an
+    # existing classic queue of the same name (a queue's type cannot change once declared).
+    queue_type: Literal["quorum", "classic"] = "quorum"
+    # Deliveries of one message before a quorum queue dead-letters it (x-delivery-limit): ends the loop of
+    # a poison task that kills its worker process. Classic queues have no delivery count: ignored there.
+    queue_delivery_limit: PositiveInt = 10
+    worker_concurrency: PositiveInt = 2
+    worker_prefetch_multiplier: PositiveInt = 1
+    task_time_limit: PositiveInt = 300
+    task_soft_time_limit: PositiveInt = 240
+    broker_connection_timeout: PositiveFloat = 4.0
+    # Mingle (sync revoked ids with peers at start) and gossip (track peers' events): off by default, as
+    # nothing here relies on them and mingle alone costs about a second at every start.
+    worker_mingle: bool = False
+    worker_gossip: bool = False
+    # Remote control (inspect/control commands, Flower's worker actions); the health check never needs it.
+    worker_remote_control: bool = True
+    log_level: Annotated[str, Field(pattern=r"(?i)^(debug|info|warning|error|critical)$")] = "info"
+
+    # Producer.
+    producer_interval: PositiveFloat = 5.0
+
+    # Health: the heartbeat file the worker refreshes and the probe checks for freshness. The interval and
+    # the max age apply to the producer's heartbeat too; it has a file of its own, so that a worker and a
+    # producer started from one environment do not overwrite each other's.
+    health_file: Path = DEFAULT_HEALTH_FILE
+    health_interval: PositiveFloat = 5.0
+    health_max_age: PositiveFloat = DEFAULT_HEALTH_MAX_AGE
+    producer_health_file: Path = DEFAULT_PRODUCER_HEALTH_FILE
+
+    # Flower.
+    flower_port: Port = DEFAULT_FLOWER_PORT
+    flower_address: str = "127.0.0.1"
+    flower_basic_auth: SecretStr | None = None
+    flower_url_prefix: str = ""
+    flower_persistent: bool = False
+    flower_db: Path = Path("/tmp/flower.db")
+    flower_max_tasks: PositiveInt = 10000
+    flower_max_workers: PositiveInt = 5000
+    flower_allow_unauthenticated: bool = False
+    # Same names and units as Flower's own options: milliseconds between state saves when persistent, and
+    # seconds after which an offline worker leaves the list (rollouts leave old pod names behind).
+    flower_state_save_interval: PositiveInt = 60000
+    flower_purge_offline_workers: PositiveInt | None = 3600
+
+    @field_validator("flower_url_prefix")
+    @classmethod
+    def _strip_prefix_slashes(cls, value: str) -> str:
+        return url_prefix(value)
+
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _check_basic_auth(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        check_basic_auth(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.task_soft_time_limit >= self.task_time_limit:
+            raise ValueError(
+                "TASK_SOFT_TIME_LIMIT must be below TASK_TIME_LIMIT "
+                f"({self.task_soft_time_limit} >= {self.task_time_limit})"
+            )
+        if (
+            self.broker_url is None
+            and self.rabbitmq_service_service_host
+            and self.rabbitmq_password is None
+        ):
+            raise ValueError(
+                "RABBITMQ_PASSWORD is required when RABBITMQ_SERVICE_SERVICE_HOST is set "
+                "(a cluster broker never uses the guest account)"
+            )
+        if self.broker_url is not None:
+            scheme = urlsplit(self.broker_url.get_secret_value()).scheme
+            if scheme not in {"amqp", "amqps", "pyamqp", "memory"}:
+                raise ValueError("BROKER_URL must be an amqp:// or amqps:// URL")
+        return self
+
+    @property
+    def broker(self) -> str:
+        """The broker URL, with the password in it: for Celery and kombu only, never for logs."""
+        if self.broker_url is not None:
+            return self.broker_url.get_secret_value()
+        host = self.rabbitmq_service_service_host or "localhost"
+        password = self.rabbitmq_password.get_secret_value() if self.rabbitmq_password else "guest"
+        userinfo = f"{quote(self.rabbitmq_username, safe='')}:{quote(password, safe='')}"
+        vhost = quote(self.rabbitmq_vhost, safe="")
+        return f"amqp://{userinfo}@{host}:{self.rabbitmq_service_service_port}/{vhost}"
+
+    @property
+    def broker_display(self) -> str:
+        """The broker URL with the password masked, safe to log."""
+        return mask_url(self.broker)
+
+    @property
+    def flower_auth(self) -> str | None:
+        return self.flower_basic_auth.get_secret_value() if self.flower_basic_auth else None
+
+
+def _describe(error: Mapping[str, object]) -> str:
+    location = error.get("loc") or ()
+    assert isinstance(location, tuple)
+    variable = str(location[0]).upper() if location else ""
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if not variable:
+        return message
+    if variable in SECRET_VARIABLES or "input" not in error:
+        return f"{variable}: {message}"
+    return f"{variable}: {message} (got {error['input']!r})"
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings from the process environment; raise ConfigError naming every bad
+    variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error) for error in exc.errors(include_url=False))
+        raise ConfigError(f"invalid configuration: {problems}") from None

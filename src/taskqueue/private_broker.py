@@ -1,0 +1,181 @@
+"""A private, throw-away RabbitMQ node for the demo when no broker answers.
+
+Everything is its own: node name (``taskqueue-demo-<pid>@localhost``), AMQP port, distribution port, an
+epmd on a port of its own (erl would otherwise spawn a shared ``epmd -daemon`` that outlives the demo),
+no plugins (so no management listener), and config, data, logs and the Erlang cookie (``HOME``) in a
+temporary directory that is removed when the node stops. It listens on loopback only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from taskqueue.children import Child, start_child, stop_children
+
+#: Debian/Ubuntu's real start script: /usr/sbin/rabbitmq-server is a wrapper that ``su``s to the rabbitmq
+#: user and ignores the environment set here.
+DEBIAN_SERVER_SCRIPT = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+#: sbin is often missing from a user's PATH.
+_EXTRA_PATH = "/usr/sbin:/sbin:/usr/lib/rabbitmq/bin"
+
+INSTALL_HINT = (
+    "no broker answers and rabbitmq-server is not installed: install it (sudo apt-get install "
+    "rabbitmq-server) or set BROKER_URL to a RabbitMQ that runs"
+)
+
+
+class PrivateBrokerError(RuntimeError):
+    """The private node could not be started."""
+
+
+def find_rabbitmq_server() -> Path | None:
+    if DEBIAN_SERVER_SCRIPT.exists():
+        return DEBIAN_SERVER_SCRIPT
+    found = shutil.which("rabbitmq-server", path=f"{os.environ.get('PATH', '')}:{_EXTRA_PATH}")
+    return Path(found) if found else None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel says is free now (a race with another process is possible but harmless here:
+    the node would fail to start and say so)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class PrivateBroker:
+    """A private node: ``start()`` it, ``stop()`` it (data kept, so ``start()`` again is a broker restart),
+    ``remove()`` it (stopped, directory gone). Every process it starts is stopped by PID."""
+
+    server: Path
+    env: dict[str, str]
+    nodename: str
+    port: int
+    epmd_port: int
+    directory: Path
+    children: list[Child] = field(default_factory=list)
+
+    @classmethod
+    def prepare(
+        cls, server: Path, base_env: dict[str, str], *, name: str = "taskqueue-demo"
+    ) -> PrivateBroker:
+        """Choose ports, write config into a new temporary directory; starts nothing."""
+        directory = Path(tempfile.mkdtemp(prefix=f"{name}-rabbitmq-"))
+        node_port, dist_port, epmd_port = free_port(), free_port(), free_port()
+        nodename = f"{name}-{os.getpid()}-{directory.name[-6:]}@localhost"
+        (directory / "enabled_plugins").write_text("[].\n")  # no plugins: no management listener
+        (directory / "rabbitmq.conf").write_text("")
+        (directory / "rabbitmq-env.conf").write_text("")  # instead of /etc/rabbitmq's, which sets a node name
+        env = {
+            **base_env,
+            "HOME": str(directory),  # the Erlang cookie goes here
+            "PATH": f"{base_env.get('PATH', '')}:{_EXTRA_PATH}",
+            "RABBITMQ_NODENAME": nodename,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(node_port),
+            "RABBITMQ_DIST_PORT": str(dist_port),
+            "ERL_EPMD_PORT": str(epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(directory / "log"),
+            "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(directory / "advanced.config"),
+            "RABBITMQ_CONF_ENV_FILE": str(directory / "rabbitmq-env.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(directory / "rabbitmq.pid"),
+        }
+        return cls(server, env, nodename, node_port, epmd_port, directory)
+
+    @property
+    def url(self) -> str:
+        # guest may connect from loopback, and the node listens only there.
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    @property
+    def pids(self) -> list[int]:
+        return [child.pid for child in self.children]
+
+    def start(self, *, timeout: float = 90.0, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Start epmd and the node and wait until its AMQP port accepts.
+
+        Raises PrivateBrokerError (after stopping what it started) when it does not come up within
+        ``timeout`` or when ``should_stop()`` says the caller is being interrupted.
+        """
+        output = self.directory / "node.out"
+        try:
+            epmd = shutil.which("epmd", path=self.env["PATH"])
+            if epmd:
+                # Foreground (no -daemon): a child of ours, stopped with the node.
+                epmd_args = [epmd, "-port", str(self.epmd_port), "-address", "127.0.0.1"]
+                self.children.append(start_child("epmd", epmd_args, self.env, output=output, stop_timeout=5))
+            else:
+                print("demo: epmd not found on PATH: the node starts its own, which may outlive the demo",
+                      file=sys.stderr)
+            # The start script stops the node gracefully on SIGTERM (and waits for it).
+            node = start_child(
+                "rabbitmq-server", [str(self.server)], self.env, output=output, stop_timeout=30
+            )
+            self.children.append(node)
+            deadline = time.monotonic() + timeout
+            while not port_open(self.port):
+                if not node.alive():
+                    raise PrivateBrokerError(f"rabbitmq-server exited with {node.process.returncode}:\n"
+                                             f"{self.log_tail()}")
+                if should_stop():
+                    raise PrivateBrokerError("interrupted while the private broker was starting")
+                if time.monotonic() > deadline:
+                    raise PrivateBrokerError(f"rabbitmq-server did not listen on 127.0.0.1:{self.port} "
+                                             f"within {timeout:.0f}s:\n{self.log_tail()}")
+                time.sleep(0.3)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the node (last started first, then its epmd); its data stays for a restart."""
+        stop_children(self.children)
+
+    def remove(self) -> None:
+        """Stop the node and delete its directory."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def log_tail(self, lines: int = 15) -> str:
+        path = self.directory / "node.out"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def start_private_broker(
+    server: Path, base_env: dict[str, str], *, timeout: float = 90.0,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> PrivateBroker:
+    """Prepare and start a node; on failure nothing is left (processes stopped, directory removed)."""
+    broker = PrivateBroker.prepare(server, base_env)
+    try:
+        broker.start(timeout=timeout, should_stop=should_stop)
+    except BaseException:
+        broker.remove()
+        raise
+    return broker

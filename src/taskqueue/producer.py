@@ -1,0 +1,258 @@
+"""``taskqueue produce``: dispatch ``add`` with random integers at a steady pace (run_tasks.py).
+
+Delivery: publisher confirms are on, so a publish returns only once the broker has taken the message. A
+publish that still fails after its retry budget (broker down) is logged with its task id and arguments and
+counted as failed (never dropped silently); the producer then backs off exponentially (capped) and keeps
+going, so it rides out a broker outage without a crash loop. SIGTERM/SIGINT stop it cleanly with a
+one-line summary.
+
+Health: the main loop refreshes a heartbeat file (``PRODUCER_HEALTH_FILE``, the worker's mechanism of
+``taskqueue.heartbeat``) at least every ``HEALTH_INTERVAL``: after each publish, while it waits between two
+dispatches (however long ``--interval``), while it backs off, and during the publish's own reconnection
+retries. Never from a thread of its own: a loop stuck in a publish must leave a stale file for
+``taskqueue health producer`` to catch. States: ``starting``, ``publishing`` (last publish confirmed),
+``broker-unavailable`` (publishes failing, backing off) and ``stopped`` on exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from taskqueue.app import ADD_TASK, create_app
+from taskqueue.config import Settings
+from taskqueue.heartbeat import BROKER_UNAVAILABLE, PUBLISHING, STARTING, STOPPED, HeartbeatWriter
+
+logger = logging.getLogger("taskqueue.producer")
+
+#: Per-publish retry budget (kombu): reconnect up to 3 times, 0.5 s then +1 s each, at most 2 s apart.
+PUBLISH_RETRY_POLICY: dict[str, float] = {
+    "max_retries": 3,
+    "interval_start": 0.5,
+    "interval_step": 1.0,
+    "interval_max": 2.0,
+}
+#: Random operands, like the original.
+OPERAND_RANGE = (0, 100)
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff after failed publishes: initial, initial*factor, ... capped; reset on success."""
+
+    initial: float = 1.0
+    factor: float = 2.0
+    cap: float = 30.0
+    _current: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        if not (0 < self.initial <= self.cap and self.factor >= 1):
+            raise ValueError("backoff needs 0 < initial <= cap and factor >= 1")
+        self._current = self.initial
+
+    def next_delay(self) -> float:
+        """The pause after one more failure."""
+        delay = self._current
+        self._current = min(self.cap, self._current * self.factor)
+        return delay
+
+    def reset(self) -> None:
+        self._current = self.initial
+
+
+@dataclass
+class Summary:
+    sent: int = 0
+    failed: int = 0
+
+    def line(self, reason: str) -> str:
+        return f"producer stopped ({reason}): sent {self.sent}, failed {self.failed}"
+
+
+def interval_from(interval: float | None, rate: float | None, default: float) -> float:
+    """Seconds between dispatches: ``rate`` (tasks/s) and ``interval`` exclude each other."""
+    if interval is not None and rate is not None:
+        raise ValueError("--interval and --rate are mutually exclusive (--rate R means --interval 1/R)")
+    if rate is not None:
+        if rate <= 0:
+            raise ValueError("--rate must be > 0")
+        return 1.0 / rate
+    if interval is not None:
+        if interval <= 0:
+            raise ValueError("--interval must be > 0")
+        return interval
+    return default
+
+
+class ProducerHeartbeat:
+    """The producer's heartbeat file, written from the main loop: on a change of state, and whenever the
+    last write is ``interval`` old (a bulk run at 1000 tasks/s does not rewrite the file per task)."""
+
+    def __init__(self, path: Path, interval: float, queues: list[str]) -> None:
+        self._writer = HeartbeatWriter(path, logger)
+        self.interval = interval
+        self._queues = queues
+        self.state = ""
+        self.detail = ""
+        self._written_at = -math.inf
+
+    def update(self, state: str, detail: str = "") -> None:
+        """Record the state; write it if it changed or the file is due for a refresh."""
+        changed = (state, detail) != (self.state, self.detail)
+        if changed or time.monotonic() >= self._written_at + self.interval:
+            self.state, self.detail = state, detail
+            self.beat()
+
+    def beat(self) -> None:
+        """Rewrite the file with the current state (a fresh time)."""
+        self._written_at = time.monotonic()
+        self._writer.write(self.state, self.detail, self._queues)
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        """Wait up to ``seconds`` for ``stop``, refreshing the file each time it is due; True if stopped.
+
+        Bounded: each turn returns, writes (which moves the next refresh ``interval`` ahead) or waits a
+        positive time towards a fixed deadline."""
+        deadline = time.monotonic() + seconds
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return stop.is_set()
+            due = self._written_at + self.interval
+            if now >= due:
+                self.beat()
+            elif stop.wait(min(deadline, due) - now):
+                return True
+
+
+def _safe(exc: BaseException, settings: Settings) -> str:
+    """The error as text, with the broker password masked should a library have put it in there."""
+    text = f"{exc.__class__.__name__}: {exc}"
+    if settings.rabbitmq_password is not None:
+        secret = settings.rabbitmq_password.get_secret_value()
+        if secret:
+            text = text.replace(secret, "***")
+    if settings.broker_url is not None:
+        text = text.replace(settings.broker, settings.broker_display)
+    return text
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGINT; waiting on it is interruptible."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.reason = signal.Signals(signum).name
+        self.event.set()
+
+
+def run_producer(
+    settings: Settings,
+    *,
+    interval: float | None = None,
+    count: int | None = None,
+    seed: int | None = None,
+) -> int:
+    """Publish ``add`` every ``interval`` seconds (default PRODUCER_INTERVAL) until stopped or ``count``
+    tasks have been attempted. Returns 0, or 1 when a ``count`` run could not publish some of them."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="[%(asctime)s: %(levelname)s/producer] %(message)s",
+        stream=sys.stderr,
+    )
+    period = settings.producer_interval if interval is None else interval
+    if period <= 0 or (count is not None and count < 1):
+        raise ValueError("interval must be > 0 and count >= 1")
+    app = create_app(settings)
+    # Publisher confirms: a publish returns once the broker has the message, or raises; never lost silently.
+    app.conf.broker_transport_options = {"confirm_publish": True}
+    stop = _StopFlag()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    rng = random.Random(seed)
+    backoff = Backoff()
+    summary = Summary()
+    # One line per task up to 10 tasks/s; bulk runs log each task at DEBUG and progress every ~10 s.
+    chatty = period >= 0.1
+    progress_every = max(1, round(10 / period))
+    heartbeat = ProducerHeartbeat(
+        settings.producer_health_file, settings.health_interval, [settings.queue_name]
+    )
+    heartbeat.update(STARTING, "no publish yet")
+
+    def reconnecting(exc: BaseException, interval: float) -> None:
+        # kombu calls this from inside a publish at each failed reconnection: still the main loop.
+        heartbeat.update(BROKER_UNAVAILABLE, f"reconnecting after {exc.__class__.__name__}")
+
+    retry_policy: dict[str, Any] = {**PUBLISH_RETRY_POLICY, "errback": reconnecting}
+    logger.info(
+        "taskqueue producer: broker %s, queue %s, every %gs%s, heartbeat %s",
+        settings.broker_display, settings.queue_name, period, f", {count} tasks" if count else "",
+        settings.producer_health_file,
+    )
+    next_at = time.monotonic()
+    try:
+        while count is None or summary.sent + summary.failed < count:
+            if heartbeat.wait(stop.event, max(0.0, next_at - time.monotonic())):
+                break
+            x, y = rng.randint(*OPERAND_RANGE), rng.randint(*OPERAND_RANGE)
+            if _publish(app, settings, x, y, summary, chatty, retry_policy):
+                heartbeat.update(PUBLISHING)
+                backoff.reset()
+                next_at += period
+                if not chatty and summary.sent % progress_every == 0:
+                    logger.info("progress: sent %d, failed %d", summary.sent, summary.failed)
+            else:
+                pause = backoff.next_delay()
+                heartbeat.update(BROKER_UNAVAILABLE, f"{summary.failed} publish(es) failed, backing off")
+                logger.warning("broker unavailable: next attempt in %.1fs", pause)
+                if heartbeat.wait(stop.event, pause):
+                    break
+                next_at = time.monotonic()  # after an outage, resume the pace from now: no burst
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        reason = stop.reason or ("count reached" if count else "stopped")
+        # Whatever the way out, the probe must not find a "publishing" heartbeat of a finished producer.
+        heartbeat.update(STOPPED, f"producer exited ({reason})")
+        logger.info(summary.line(reason))
+        app.close()
+    return 1 if count is not None and summary.failed else 0
+
+
+def _publish(
+    app: Any, settings: Settings, x: int, y: int, summary: Summary, chatty: bool,
+    retry_policy: dict[str, Any] | None = None,
+) -> bool:
+    task_id = str(uuid.uuid4())  # ours, so a failed publish can be reported by id too
+    try:
+        app.send_task(
+            ADD_TASK,
+            args=(x, y),
+            task_id=task_id,
+            retry=True,
+            retry_policy=PUBLISH_RETRY_POLICY if retry_policy is None else retry_policy,
+            # Nobody reads the producer's results: don't make the worker publish them or the broker keep them.
+            ignore_result=True,
+        )
+    except Exception as exc:  # any publish failure is counted and reported, never fatal
+        summary.failed += 1
+        logger.error(
+            "could not publish add(%d, %d) id %s after retries: %s", x, y, task_id, _safe(exc, settings)
+        )
+        return False
+    summary.sent += 1
+    logger.log(logging.INFO if chatty else logging.DEBUG, "sent add(%d, %d) id %s", x, y, task_id)
+    return True

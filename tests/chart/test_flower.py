@@ -1,0 +1,143 @@
+"""Flower: Deployment, Service on 5555, Ingress sub-path agreement (url_prefix == ingress path == probe
+path), basic auth from a Secret, persistence."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from tests.chart.rendering import Manifest, RenderFn, chart_values, env_of, env_value, pod_spec_of
+
+FLOWER_VALUES = chart_values()["flower"]
+HEALTH_FLOWER = ["taskqueue", "health", "flower"]
+INGRESS = {"enabled": True, "className": "nginx", "hosts": ["ops.example.com"]}
+
+
+def ingress_paths(manifest: Manifest) -> set[str]:
+    ingress = manifest.one("Ingress", component="flower")
+    return {path["path"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]}
+
+
+def test_flower_runs_taskqueue_flower_with_health_probes(default_manifest: Manifest) -> None:
+    container = default_manifest.container("flower")
+    assert container.get("args") == ["flower"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["exec"]["command"] == HEALTH_FLOWER, probe
+
+
+def test_flower_service_on_5555_reaches_the_container(default_manifest: Manifest) -> None:
+    service = default_manifest.one("Service", component="flower")
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == 5555
+    container = default_manifest.container("flower")
+    container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    target = port["targetPort"]
+    assert (container_ports[target] if isinstance(target, str) else target) == 5555
+    assert env_value(container, "FLOWER_PORT") == "5555"
+    pod_labels = default_manifest.workload("flower")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_flower_listens_on_all_interfaces_in_the_pod(default_manifest: Manifest) -> None:
+    assert env_value(default_manifest.container("flower"), "FLOWER_ADDRESS") == "0.0.0.0"
+
+
+def test_container_port_override_moves_env_and_port(render: RenderFn) -> None:
+    container = render({"flower": {"containerPort": 8080}}).container("flower")
+    assert env_value(container, "FLOWER_PORT") == "8080"
+    assert {p["containerPort"] for p in container["ports"]} == {8080}
+
+
+def test_no_ingress_by_default(default_manifest: Manifest) -> None:
+    assert not default_manifest.find("Ingress")
+    assert env_value(default_manifest.container("flower"), "FLOWER_URL_PREFIX") == ""
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix"),
+    [("/", ""), ("/flower", "flower"), ("/flower/", "flower"), ("/ops/flower", "ops/flower")],
+)
+def test_ingress_path_url_prefix_and_probe_agree(render: RenderFn, path: str, prefix: str) -> None:
+    manifest = render({"flower": {"ingress": {**INGRESS, "path": path}}})
+    container = manifest.container("flower")
+    assert env_value(container, "FLOWER_URL_PREFIX") == prefix
+    assert ingress_paths(manifest) == {"/" + prefix}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        handler = container[probe]
+        if "httpGet" in handler:  # a direct HTTP probe must use the same prefix
+            assert handler["httpGet"]["path"].startswith("/" + prefix), probe
+        else:  # `taskqueue health flower` reads FLOWER_URL_PREFIX from this same env
+            assert handler["exec"]["command"] == HEALTH_FLOWER, probe
+
+
+def test_ingress_routes_to_the_flower_service(render: RenderFn) -> None:
+    tls = [{"secretName": "flower-tls", "hosts": ["ops.example.com"]}]
+    manifest = render({"flower": {"ingress": {**INGRESS, "path": "/flower", "tls": tls}}})
+    ingress = manifest.one("Ingress", component="flower")
+    service = manifest.one("Service", component="flower")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == tls
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "ops.example.com"
+    (backend_path,) = rule["http"]["paths"]
+    backend = backend_path["backend"]["service"]
+    assert backend["name"] == service["metadata"]["name"]
+    assert (
+        backend["port"].get("name") == service["spec"]["ports"][0]["name"]
+        or backend["port"].get("number") == service["spec"]["ports"][0]["port"]
+    )
+
+
+def test_basic_auth_comes_from_a_secret(default_manifest: Manifest) -> None:
+    container = default_manifest.container("flower")
+    reference = env_of(container)["FLOWER_BASIC_AUTH"]["valueFrom"]["secretKeyRef"]
+    secret = default_manifest.one("Secret", name=reference["name"])
+    user, _, password = base64.b64decode(secret["data"][reference["key"]]).decode().partition(":")
+    assert user == FLOWER_VALUES["auth"]["username"]
+    assert len(password) >= 16
+    assert "FLOWER_ALLOW_UNAUTHENTICATED" not in env_of(container)
+
+
+def test_explicit_flower_password(render: RenderFn) -> None:
+    manifest = render({"flower": {"auth": {"username": "ops", "password": "flower-pass-123"}}})
+    reference = env_of(manifest.container("flower"))["FLOWER_BASIC_AUTH"]["valueFrom"]["secretKeyRef"]
+    secret = manifest.one("Secret", name=reference["name"])
+    assert base64.b64decode(secret["data"][reference["key"]]).decode() == "ops:flower-pass-123"
+
+
+def test_existing_basic_auth_secret(render: RenderFn) -> None:
+    manifest = render({"flower": {"auth": {"existingSecret": "flower-creds", "existingSecretKey": "auth"}}})
+    reference = env_of(manifest.container("flower"))["FLOWER_BASIC_AUTH"]["valueFrom"]["secretKeyRef"]
+    assert reference == {"name": "flower-creds", "key": "auth"}
+    assert not manifest.find("Secret", component="flower")
+
+
+def test_auth_disabled_is_explicit(render: RenderFn) -> None:
+    container = render({"flower": {"auth": {"enabled": False}}}).container("flower")
+    assert "FLOWER_BASIC_AUTH" not in env_of(container)
+    assert env_value(container, "FLOWER_ALLOW_UNAUTHENTICATED") == "true"
+
+
+@pytest.mark.parametrize("replicas", [0, 1, 2])
+def test_flower_replica_override_honoured(render: RenderFn, replicas: int) -> None:
+    assert render({"flower": {"replicaCount": replicas}}).workload("flower")["spec"]["replicas"] == replicas
+
+
+def test_flower_persistence_mounts_a_claim_for_its_db(render: RenderFn) -> None:
+    manifest = render({"flower": {"persistence": {"enabled": True, "size": "2Gi"}}})
+    claim = manifest.one("PersistentVolumeClaim", component="flower")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    spec = pod_spec_of(manifest.workload("flower"))
+    claims = {
+        v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v
+    }
+    assert claims == {claim["metadata"]["name"]}
+    container = manifest.container("flower")
+    assert env_value(container, "FLOWER_PERSISTENT") == "true"
+    db_dir = env_value(container, "FLOWER_DB").rsplit("/", 1)[0]
+    assert db_dir in {m["mountPath"] for m in container["volumeMounts"]}
+
+
+def test_flower_can_be_disabled(render: RenderFn) -> None:
+    assert not render({"flower": {"enabled": False}}).find(component="flower")

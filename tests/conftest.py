@@ -1,0 +1,204 @@
+"""Fixtures shared by every test layer: the broker, isolated queues, and processes stopped by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kombu.connection import Connection
+
+from taskqueue.children import stop_process
+from taskqueue.config import mask_url
+from taskqueue.private_broker import PrivateBroker, find_rabbitmq_server
+
+#: The broker the machine runs before the session (guest/guest on loopback); BROKER_URL overrides it.
+DEFAULT_TEST_BROKER = "amqp://guest:guest@127.0.0.1:5672//"
+VENV_BIN = Path(sys.executable).parent
+
+#: Variables of the runtime's configuration that must not leak from the developer's shell into a test.
+RUNTIME_VARIABLES = (
+    "BROKER_URL", "RABBITMQ_SERVICE_SERVICE_HOST", "RABBITMQ_SERVICE_SERVICE_PORT", "RABBITMQ_USERNAME",
+    "RABBITMQ_PASSWORD", "RABBITMQ_VHOST", "RESULT_BACKEND", "QUEUE_NAME", "WORKER_CONCURRENCY",
+    "WORKER_PREFETCH_MULTIPLIER", "TASK_TIME_LIMIT", "TASK_SOFT_TIME_LIMIT", "LOG_LEVEL",
+    "PRODUCER_INTERVAL", "HEALTH_FILE", "HEALTH_INTERVAL", "HEALTH_MAX_AGE", "FLOWER_PORT",
+    "FLOWER_ADDRESS", "FLOWER_BASIC_AUTH", "FLOWER_URL_PREFIX", "FLOWER_PERSISTENT", "FLOWER_DB",
+    "FLOWER_MAX_TASKS", "FLOWER_MAX_WORKERS", "FLOWER_ALLOW_UNAUTHENTICATED", "QUEUE_TYPE",
+    "QUEUE_DELIVERY_LIMIT", "PRODUCER_HEALTH_FILE",
+    "WORKER_MINGLE", "WORKER_GOSSIP", "WORKER_REMOTE_CONTROL",
+    "FLOWER_STATE_SAVE_INTERVAL", "FLOWER_PURGE_OFFLINE_WORKERS",
+)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The process environment without any runtime variable: each test sets only what it means to."""
+    for name in RUNTIME_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    """The shared test broker. Unreachable is a failure, not a skip: CI always has it."""
+    url = os.environ.get("BROKER_URL", DEFAULT_TEST_BROKER)
+    try:
+        with Connection(url, connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
+            connection.ensure_connection(max_retries=3, interval_start=0.5)
+    except Exception as exc:
+        pytest.fail(f"the test broker {mask_url(url)} does not answer: {exc}")
+    return url
+
+
+@pytest.fixture
+def queue_name(broker_url: str) -> Iterator[str]:
+    """A queue of this test's own, deleted afterwards, so runs never see each other's tasks."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    from taskqueue.app import dead_letter_queue_name
+
+    with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
+        # A queue the test never declared answers 404, which closes the channel: a fresh channel each.
+        # The app declares the queue, its dead-letter queue and an exchange named after the queue
+        # (taskqueue.app.task_queue).
+        for queue in (name, dead_letter_queue_name(name)):
+            with contextlib.suppress(Exception):
+                connection.channel().queue_delete(queue)
+        with contextlib.suppress(Exception):
+            connection.channel().exchange_delete(name)
+
+
+@pytest.fixture
+def runtime_env(broker_url: str, queue_name: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for a ``taskqueue`` subprocess: the test broker, the test's queue, files in tmp_path."""
+    env = {key: value for key, value in os.environ.items() if key not in RUNTIME_VARIABLES}
+    env.update(
+        BROKER_URL=broker_url,
+        QUEUE_NAME=queue_name,
+        HEALTH_FILE=str(tmp_path / "worker.heartbeat"),
+        PRODUCER_HEALTH_FILE=str(tmp_path / "producer.heartbeat"),
+        FLOWER_DB=str(tmp_path / "flower.db"),
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@dataclass
+class Processes:
+    """Starts processes for one test and stops each by its PID (and its own process group) in teardown."""
+
+    log_dir: Path
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, args: Sequence[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+        log = (self.log_dir / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            list(args), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        process.log_path = self.log_dir / f"{name}.log"  # type: ignore[attr-defined]
+        self.started.append(process)
+        return process
+
+    def taskqueue(self, *args: str, env: dict[str, str], name: str | None = None) -> subprocess.Popen[bytes]:
+        return self.start([str(VENV_BIN / "taskqueue"), *args], env, name or "-".join(args))
+
+    @staticmethod
+    def output(process: subprocess.Popen[bytes]) -> str:
+        path: Path = process.log_path  # type: ignore[attr-defined]
+        return path.read_text(errors="replace")
+
+    @staticmethod
+    def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Signal the process, wait, escalate to SIGKILL of its group; returns the exit code."""
+        return stop_process(process, sig, timeout)
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            self.stop(process)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    manager = Processes(log_dir=tmp_path)
+    yield manager
+    manager.stop_all()
+
+
+# --- Celery client and workers (tests of the worker, producer, health and delivery) ---------------------
+
+#: Heartbeat cadence of test workers: quick, so health transitions show within a few seconds.
+TEST_HEALTH_INTERVAL = "0.5"
+TEST_HEALTH_MAX_AGE = "5"
+
+
+@pytest.fixture
+def worker_env(runtime_env: dict[str, str]) -> dict[str, str]:
+    """``runtime_env`` plus a fast heartbeat, for ``taskqueue worker`` subprocesses."""
+    return {**runtime_env, "HEALTH_INTERVAL": TEST_HEALTH_INTERVAL, "HEALTH_MAX_AGE": TEST_HEALTH_MAX_AGE}
+
+
+@pytest.fixture
+def celery_client(worker_env: dict[str, str]) -> Iterator[Any]:
+    """A Celery app configured like the workers (same broker, queue, rpc:// results) to send and fetch."""
+    from taskqueue.app import create_app
+    from taskqueue.config import Settings
+
+    settings = Settings(
+        broker_url=worker_env["BROKER_URL"],  # type: ignore[arg-type]
+        queue_name=worker_env["QUEUE_NAME"],
+        health_file=Path(worker_env["HEALTH_FILE"]),
+    )
+    app = create_app(settings)
+    yield app
+    app.close()
+
+
+def health_of(env: dict[str, str]) -> Any:
+    """In-process ``taskqueue health worker`` for the worker run with ``env``."""
+    from taskqueue.config import load_probe_settings
+    from taskqueue.health import check_worker
+
+    return check_worker(load_probe_settings(env))
+
+
+def start_worker(
+    processes: Processes, env: dict[str, str], name: str = "worker", timeout: float = 60
+) -> subprocess.Popen[bytes]:
+    """``taskqueue worker`` in a subprocess, returned once its heartbeat says it consumes its queue."""
+    from tests.helpers import wait_until
+
+    Path(env["HEALTH_FILE"]).unlink(missing_ok=True)
+    process = processes.taskqueue("worker", env=env, name=name)
+
+    def consuming() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"worker exited with {process.returncode}:\n{processes.output(process)}")
+        return bool(health_of(env).healthy)
+
+    wait_until(consuming, timeout=timeout, what=f"{name} consuming")
+    return process
+
+
+@pytest.fixture
+def private_broker() -> Iterator[PrivateBroker]:
+    """A RabbitMQ node of this test's own (own ports, data in a temp dir) that the test may stop and
+    start again; its processes are stopped by PID and its directory removed in teardown."""
+    server = find_rabbitmq_server()
+    if server is None:
+        pytest.skip("rabbitmq-server is not installed (scripts/setup.sh installs it)")
+    broker = PrivateBroker.prepare(server, dict(os.environ), name="taskqueue-test")
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.remove()

@@ -1,0 +1,54 @@
+"""Small helpers shared by the test layers (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import requests
+
+T = TypeVar("T")
+
+
+def wait_until(
+    probe: Callable[[], T | None], *, timeout: float, interval: float = 0.2, what: str = "condition"
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds.
+
+    Bounded in time by construction, so a test never hangs on a service that does not come up.
+    """
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})")
+
+
+def free_port(start: int | None = None, host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on: the first free one from ``start``, else one the kernel picks."""
+    candidates = range(start, min(start + 100, 65536)) if start else [0]
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise AssertionError(f"no free port from {start}")
+
+
+def flower_api(base_url: str, path: str, auth: tuple[str, str] | None) -> Any:
+    """GET a Flower REST path (``api/tasks``) under ``base_url``; None unless it answers 200 with JSON.
+
+    Returning None (not raising) lets ``wait_until`` poll a Flower that is still starting.
+    """
+    try:
+        response = requests.get(base_url.rstrip("/") + "/" + path.lstrip("/"), auth=auth, timeout=5)
+    except requests.RequestException:
+        return None
+    return response.json() if response.status_code == 200 else None

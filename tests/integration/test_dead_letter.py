@@ -1,0 +1,166 @@
+"""Nothing is lost: what the worker cannot run ends in ``<queue>.dead-letter``, and the worker keeps serving.
+
+Raw messages are published with kombu straight to the work queue (the default exchange routes by queue
+name), the way a buggy or hostile client would; the dead-letter queue is then read with ``basic_get``
+(never declared here: a declare with other arguments would fail with PRECONDITION_FAILED).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from celery.exceptions import NotRegistered
+from kombu.connection import Connection
+
+from taskqueue.app import ADD_TASK, SLEEP_TASK, create_app, dead_letter_queue_name
+from taskqueue.config import Settings
+from tests.conftest import Processes, health_of, start_worker
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.integration
+
+MALFORMED_JSON = b"\xff not json"
+PICKLED = pickle.dumps({"task": "taskqueue.tasks.add", "args": (1, 2)})
+
+
+def queue_depth(broker_url: str, name: str) -> int:
+    """Ready messages in queue ``name`` (passive declare: checks, never creates or changes it)."""
+    with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
+        return int(connection.default_channel.queue_declare(name, passive=True).message_count)
+
+
+def drain(broker_url: str, name: str, limit: int = 100) -> list[Any]:
+    """Take (and ack) every message of queue ``name``, at most ``limit``."""
+    messages = []
+    with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
+        channel = connection.default_channel
+        for _ in range(limit):
+            message = channel.basic_get(name, no_ack=True)
+            if message is None:
+                break
+            messages.append(message)
+    return messages
+
+
+def publish_raw(broker_url: str, queue: str, body: bytes, content_type: str, encoding: str) -> None:
+    """Publish ``body`` as is (no serializer) to ``queue`` through the default exchange."""
+    with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
+        connection.Producer().publish(
+            body, exchange="", routing_key=queue, content_type=content_type, content_encoding=encoding,
+            serializer=None, retry=True,
+        )
+
+
+#: clock_nanosleep, the system call of ``time.sleep``, by machine (the poison test waits for it).
+SLEEP_SYSCALLS = {"x86_64": "230", "aarch64": "115"}
+
+
+def in_sleep(pid: int) -> bool:
+    """Whether process ``pid`` is inside ``time.sleep`` (unknown machine: after a second, assume so)."""
+    number = SLEEP_SYSCALLS.get(os.uname().machine)
+    if number is None:
+        time.sleep(1.0)
+        return True
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().split()[0] == number
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.parametrize("queue_type", ["quorum", "classic"])
+def test_undecodable_and_unknown_messages_are_dead_lettered(
+    processes: Processes, worker_env: dict[str, str], broker_url: str, queue_type: str
+) -> None:
+    env = {**worker_env, "QUEUE_TYPE": queue_type}
+    queue = env["QUEUE_NAME"]
+    dead_letter = dead_letter_queue_name(queue)
+    worker = start_worker(processes, env)
+    client = create_app(Settings(broker_url=broker_url, queue_name=queue, queue_type=queue_type))  # type: ignore[arg-type]
+    try:
+        publish_raw(broker_url, queue, MALFORMED_JSON, "application/json", "utf-8")
+        publish_raw(broker_url, queue, PICKLED, "application/x-python-serialize", "binary")
+        unknown = client.send_task("taskqueue.tasks.no_such_task", args=(1, 2))
+        with pytest.raises(NotRegistered):
+            unknown.get(timeout=30)  # the worker also reports it as failed to the caller
+
+        wait_until(lambda: queue_depth(broker_url, dead_letter) == 3, timeout=30,
+                   what="3 dead-lettered messages")
+        # The worker survived all three and still serves.
+        assert client.send_task(ADD_TASK, args=(2, 3)).get(timeout=30) == 5
+    finally:
+        client.close()
+    assert worker.poll() is None and health_of(env).healthy
+
+    messages = drain(broker_url, dead_letter)
+    assert len(messages) == 3
+    # py-amqp hands over a body it could decode as text as str: compare bytes.
+    bodies = [m.body if isinstance(m.body, bytes) else m.body.encode(m.content_encoding) for m in messages]
+    assert MALFORMED_JSON in bodies and PICKLED in bodies
+    assert "taskqueue.tasks.no_such_task" in [(message.headers or {}).get("task") for message in messages]
+    for message in messages:
+        # x-death says where it came from and why: rejected from the work queue.
+        death = message.headers["x-death"][0]
+        assert (death["queue"], death["reason"]) == (queue, "rejected")
+    assert queue_depth(broker_url, queue) == 0
+
+    output = processes.output(worker)
+    assert output.count("undecodable message rejected to the dead-letter queue") == 2
+    assert "content type 'application/x-python-serialize', encoding 'binary'" in output
+    assert f"{len(MALFORMED_JSON)} bytes" in output
+    assert "not json" not in output  # one line about the message, never its body
+
+
+def test_poison_task_is_dead_lettered_after_the_delivery_limit(
+    processes: Processes, worker_env: dict[str, str], broker_url: str
+) -> None:
+    """A task that kills its worker process each time it runs (segfault, OOM kill): redelivered until
+    QUEUE_DELIVERY_LIMIT, then dead-lettered (quorum queues), instead of a crash loop for ever."""
+    limit = 2
+    env = {**worker_env, "QUEUE_DELIVERY_LIMIT": str(limit), "WORKER_CONCURRENCY": "1"}
+    queue = env["QUEUE_NAME"]
+    worker = start_worker(processes, env)
+    # The client declares the queue with the worker's arguments (another limit: PRECONDITION_FAILED).
+    client = create_app(Settings(broker_url=broker_url, queue_name=queue, queue_delivery_limit=limit))  # type: ignore[arg-type]
+    try:
+        run_poison_task(processes, worker, client, broker_url, queue, limit)
+    finally:
+        client.close()
+
+
+def run_poison_task(
+    processes: Processes, worker: Any, client: Any, broker_url: str, queue: str, limit: int
+) -> None:
+    """Send a ``sleep`` task, SIGKILL the process running it at each delivery; check it dead-letters."""
+    dead_letter = dead_letter_queue_name(queue)
+    poison = client.send_task(SLEEP_TASK, args=(120,))
+    received = f"[{poison.id}] received"
+    # Each return counts (Celery rejects with requeue when the pool process dies): deliveries 1..limit
+    # are requeued, the return of delivery limit+1 exceeds the limit.
+    for delivery in range(1, limit + 2):
+        wait_until(lambda n=delivery: processes.output(worker).count(received) >= n,  # type: ignore[misc]
+                   timeout=60, what=f"delivery {delivery} of the poison task")
+        # Kill the pool process while it runs the task, not in the instant between "received" and the
+        # task's start (concurrency 1: one pool process; a killed one is replaced).
+        running = wait_until(
+            lambda: [child for child in psutil.Process(worker.pid).children() if in_sleep(child.pid)],
+            timeout=10, what="the pool process to run the task",
+        )
+        running[0].send_signal(signal.SIGKILL)
+    wait_until(lambda: queue_depth(broker_url, dead_letter) == 1, timeout=60,
+               what="the poison task dead-lettered")
+    assert queue_depth(broker_url, queue) == 0
+    [message] = drain(broker_url, dead_letter)
+    assert message.headers["id"] == poison.id
+    death = message.headers["x-death"][0]
+    assert (death["queue"], death["reason"]) == (queue, "delivery_limit")
+    # No further delivery, and the worker (with a new pool process) serves the next task.
+    assert client.send_task(ADD_TASK, args=(4, 5)).get(timeout=30) == 9
+    assert processes.output(worker).count(received) == limit + 1
+    assert worker.poll() is None

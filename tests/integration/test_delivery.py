@@ -1,0 +1,38 @@
+"""A worker SIGKILLed with tasks in flight loses none of them once a new worker runs (late acks)."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import pytest
+
+from taskqueue.app import ADD_TASK, SLEEP_TASK
+from tests.conftest import Processes, start_worker
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_sigkilled_worker_loses_no_task(
+    processes: Processes, worker_env: dict[str, str], celery_client: Any
+) -> None:
+    first = start_worker(processes, worker_env, name="worker-1")
+    # Slow tasks first so some are executing (unacked) when the worker dies, then a burst of adds.
+    sleeping = [celery_client.send_task(SLEEP_TASK, args=(2,)) for _ in range(4)]
+    adding = [celery_client.send_task(ADD_TASK, args=(i, 1)) for i in range(200)]
+    in_flight = sleeping[:2]  # concurrency 2, prefetch 1: these two are running
+    wait_until(
+        lambda: all(f"[{result.id}] received" in processes.output(first) for result in in_flight),
+        timeout=30,
+        what="the first worker to start two sleep tasks",
+    )
+    processes.stop(first, sig=signal.SIGKILL)
+    assert first.returncode == -signal.SIGKILL
+    finished_before = {r.id for r in in_flight if f"[{r.id}] succeeded" in processes.output(first)}
+    assert not finished_before, "the tasks were meant to be in flight at the kill"
+
+    start_worker(processes, worker_env, name="worker-2")
+    assert [r.get(timeout=60) for r in sleeping] == [2] * 4
+    assert [r.get(timeout=60) for r in adding] == [i + 1 for i in range(200)]
+    assert all(r.status == "SUCCESS" for r in sleeping + adding)

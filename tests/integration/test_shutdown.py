@@ -1,0 +1,80 @@
+"""SIGTERM gives a warm shutdown: in-flight tasks finish, the rest stay queued for the next worker."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+from typing import Any
+
+import psutil
+import pytest
+from kombu.connection import Connection
+
+from taskqueue.app import SLEEP_TASK
+from tests.conftest import VENV_BIN, Processes, health_of, start_worker
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _queued(broker_url: str, queue: str) -> int:
+    with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
+        return int(connection.default_channel.queue_declare(queue, passive=True).message_count)
+
+
+def _warm_shutdown(
+    processes: Processes, worker: subprocess.Popen[bytes], target_pid: int, env: dict[str, str], client: Any
+) -> None:
+    running = [client.send_task(SLEEP_TASK, args=(3,)) for _ in range(2)]
+    waiting = client.send_task(SLEEP_TASK, args=(0,))
+    wait_until(
+        lambda: all(f"[{r.id}] received" in processes.output(worker) for r in running),
+        timeout=30,
+        what="both sleep tasks running",
+    )
+    psutil.Process(target_pid).send_signal(signal.SIGTERM)
+    # Both in-flight tasks complete although the worker was told to stop while they ran.
+    assert [r.get(timeout=30) for r in running] == [3, 3]
+    assert worker.wait(timeout=30) == 0
+    output = processes.output(worker)
+    assert "Warm shutdown" in output
+    assert all(f"[{r.id}] succeeded" in output for r in running)
+    assert f"[{waiting.id}] received" not in output
+    # The heartbeat says stopped at once: the probe fails with a reason instead of waiting to go stale.
+    result = health_of(env)
+    assert not result.healthy
+    assert "gone" in result.reason or "stopped" in result.reason
+    # The task it never started is still queued, and the next worker runs it.
+    assert _queued(env["BROKER_URL"], env["QUEUE_NAME"]) == 1
+    start_worker(processes, env, name="worker-next")
+    assert waiting.get(timeout=30) == 0
+
+
+def test_sigterm_is_a_warm_shutdown(
+    processes: Processes, worker_env: dict[str, str], celery_client: Any
+) -> None:
+    worker = start_worker(processes, worker_env)
+    _warm_shutdown(processes, worker, worker.pid, worker_env, celery_client)
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) for a PID namespace")
+def test_sigterm_is_a_warm_shutdown_as_pid_1(
+    processes: Processes, worker_env: dict[str, str], celery_client: Any
+) -> None:
+    # As in a container without an init: the worker is PID 1 of its namespace, where the kernel drops
+    # every signal the process has no handler for.
+    probe = subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip("no permission to create a PID namespace")
+    worker = processes.start(
+        ["unshare", "--pid", "--fork", "--kill-child", str(VENV_BIN / "taskqueue"), "worker"],
+        worker_env,
+        "worker-pid1",
+    )
+    wait_until(lambda: health_of(worker_env).healthy, timeout=60, what="PID-1 worker consuming")
+    children = psutil.Process(worker.pid).children()
+    assert len(children) == 1
+    pid1 = children[0]
+    assert "\"pid\": 1," in open(worker_env["HEALTH_FILE"]).read()  # noqa: SIM115 - one-off read
+    _warm_shutdown(processes, worker, pid1.pid, worker_env, celery_client)
