@@ -36,12 +36,10 @@ def bench_queue() -> Iterator[str]:
     try:
         yield name
     finally:
+        from taskqueue.app import remove_task_queue
+
         with Connection(BROKER_URL) as connection:  # type: ignore[no-untyped-call]
-            for queue in (name, f"{name}.dead-letter"):  # the work queue and its dead-letter queue
-                with contextlib.suppress(Exception):
-                    connection.channel().queue_delete(queue)
-            with contextlib.suppress(Exception):
-                connection.channel().exchange_delete(name)
+            remove_task_queue(connection, name)
 
 
 def worker_env(queue: str, workdir: Path, **extra: str) -> dict[str, str]:

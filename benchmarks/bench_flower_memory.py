@@ -13,7 +13,6 @@ deleted at the end; every process it starts is stopped by PID. Prints RSS in MiB
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import socket
@@ -28,6 +27,7 @@ from pathlib import Path
 import psutil
 import requests
 
+from taskqueue.app import remove_task_queue
 from taskqueue.children import stop_process
 
 VENV_BIN = Path(sys.executable).parent
@@ -174,8 +174,8 @@ def main() -> int:
         for process in reversed(started):
             stop_process(process)
         app.close()
-        with contextlib.suppress(Exception), app.connection_for_write() as connection:
-            connection.default_channel.queue_delete(queue)
+        with app.connection_for_write() as connection:
+            remove_task_queue(connection, queue)
     return 0
 
 

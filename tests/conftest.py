@@ -38,60 +38,6 @@ RUNTIME_VARIABLES = (
 )
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """The process environment without any runtime variable: each test sets only what it means to."""
-    for name in RUNTIME_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    return monkeypatch
-
-
-@pytest.fixture(scope="session")
-def broker_url() -> str:
-    """The shared test broker. Unreachable is a failure, not a skip: CI always has it."""
-    url = os.environ.get("BROKER_URL", DEFAULT_TEST_BROKER)
-    try:
-        with Connection(url, connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
-            connection.ensure_connection(max_retries=3, interval_start=0.5)
-    except Exception as exc:
-        pytest.fail(f"the test broker {mask_url(url)} does not answer: {exc}")
-    return url
-
-
-@pytest.fixture
-def queue_name(broker_url: str) -> Iterator[str]:
-    """A queue of this test's own, deleted afterwards, so runs never see each other's tasks."""
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    yield name
-    from taskqueue.app import dead_letter_queue_name
-
-    with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
-        # A queue the test never declared answers 404, which closes the channel: a fresh channel each.
-        # The app declares the queue, its dead-letter queue and an exchange named after the queue
-        # (taskqueue.app.task_queue).
-        for queue in (name, dead_letter_queue_name(name)):
-            with contextlib.suppress(Exception):
-                connection.channel().queue_delete(queue)
-        with contextlib.suppress(Exception):
-            connection.channel().exchange_delete(name)
-
-
-@pytest.fixture
-def runtime_env(broker_url: str, queue_name: str, tmp_path: Path) -> dict[str, str]:
-    """Environment for a ``taskqueue`` subprocess: the test broker, the test's queue, files in tmp_path."""
-    env = {key: value for key, value in os.environ.items() if key not in RUNTIME_VARIABLES}
-    env.update(
-        BROKER_URL=broker_url,
-        QUEUE_NAME=queue_name,
-        HEALTH_FILE=str(tmp_path / "worker.heartbeat"),
-        PRODUCER_HEALTH_FILE=str(tmp_path / "producer.heartbeat"),
-        FLOWER_DB=str(tmp_path / "flower.db"),
-        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
 @dataclass
 class Processes:
     """Starts processes for one test and stops each by its PID (and its own process group) in teardown."""
@@ -117,6 +63,10 @@ class Processes:
         path: Path = process.log_path  # type: ignore[attr-defined]
         return path.read_text(errors="replace")
 
+    @classmethod
+    def tail(cls, process: subprocess.Popen[bytes], lines: int = 40) -> str:
+        return "\n".join(cls.output(process).splitlines()[-lines:])
+
     @staticmethod
     def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Signal the process, wait, escalate to SIGKILL of its group; returns the exit code."""
@@ -132,6 +82,75 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
     manager = Processes(log_dir=tmp_path)
     yield manager
     manager.stop_all()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The process environment without any runtime variable: each test sets only what it means to."""
+    for name in RUNTIME_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    """The shared test broker. Unreachable is a failure, not a skip: CI always has it."""
+    url = os.environ.get("BROKER_URL", DEFAULT_TEST_BROKER)
+    try:
+        with Connection(url, connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
+            connection.ensure_connection(max_retries=3, interval_start=0.5)
+    except Exception as exc:
+        pytest.fail(f"the test broker {mask_url(url)} does not answer: {exc}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def test_queues(broker_url: str) -> Iterator[list[str]]:
+    """Names of the queues the session's tests used; at the end, each must be gone from the shared broker
+    (a teardown error otherwise): leaked quorum queues pile up on the machine's broker run after run."""
+    names: list[str] = []
+    yield names
+    from taskqueue.app import dead_letter_queue_name, remove_task_queue
+
+    left = []
+    with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
+        for name in names:
+            for queue in (name, dead_letter_queue_name(name)):
+                with contextlib.suppress(Exception):  # 404 (closes the channel): gone, as it must be
+                    connection.channel().queue_declare(queue, passive=True)
+                    left.append(queue)
+            remove_task_queue(connection, name)
+    assert not left, f"tests left {len(left)} queues on {mask_url(broker_url)} (now removed): {left[:10]}"
+
+
+@pytest.fixture
+def queue_name(broker_url: str, test_queues: list[str], processes: Processes) -> Iterator[str]:
+    """A queue of this test's own, deleted afterwards, so runs never see each other's tasks."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    test_queues.append(name)
+    yield name
+    from taskqueue.app import remove_task_queue
+
+    # The test's workers first: one still consuming would declare the queue again on reconnect.
+    processes.stop_all()
+    with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
+        remove_task_queue(connection, name)
+
+
+@pytest.fixture
+def runtime_env(broker_url: str, queue_name: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for a ``taskqueue`` subprocess: the test broker, the test's queue, files in tmp_path."""
+    env = {key: value for key, value in os.environ.items() if key not in RUNTIME_VARIABLES}
+    env.update(
+        BROKER_URL=broker_url,
+        QUEUE_NAME=queue_name,
+        HEALTH_FILE=str(tmp_path / "worker.heartbeat"),
+        PRODUCER_HEALTH_FILE=str(tmp_path / "producer.heartbeat"),
+        FLOWER_DB=str(tmp_path / "flower.db"),
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
 
 
 # --- Celery client and workers (tests of the worker, producer, health and delivery) ---------------------
@@ -185,7 +204,12 @@ def start_worker(
             raise AssertionError(f"worker exited with {process.returncode}:\n{processes.output(process)}")
         return bool(health_of(env).healthy)
 
-    wait_until(consuming, timeout=timeout, what=f"{name} consuming")
+    wait_until(
+        consuming,
+        timeout=timeout,
+        what=f"{name} consuming",
+        detail=lambda: f"probe: {health_of(env).reason}\n{name} log (tail):\n{processes.tail(process)}",
+    )
     return process
 
 

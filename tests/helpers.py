@@ -13,9 +13,15 @@ T = TypeVar("T")
 
 
 def wait_until(
-    probe: Callable[[], T | None], *, timeout: float, interval: float = 0.2, what: str = "condition"
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    interval: float = 0.2,
+    what: str = "condition",
+    detail: Callable[[], str] | None = None,
 ) -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds.
+    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds,
+    with ``detail()`` (say, the log of the process waited for) so that a CI failure explains itself.
 
     Bounded in time by construction, so a test never hangs on a service that does not come up.
     """
@@ -26,7 +32,10 @@ def wait_until(
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})")
+    message = f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})"
+    if detail is not None:
+        message += f"\n{detail()}"
+    raise AssertionError(message)
 
 
 def free_port(start: int | None = None, host: str = "127.0.0.1") -> int:

@@ -9,6 +9,7 @@ process environment (PEP 562 ``__getattr__``), so importing this module reads no
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from celery import Celery
@@ -101,6 +102,18 @@ def task_queue(settings: Settings) -> DeadLetteredQueue:
         queue_arguments=work,
         dead_letter_queue=dead_letter_queue,
     )
+
+
+def remove_task_queue(connection: Any, queue_name: str) -> None:
+    """Delete what ``task_queue`` declares (the queue, its dead-letter queue, its exchange), messages
+    included: for throw-away queues of tests and benchmarks. Stop its consumers first, or a worker that
+    sees its queue go declares it again when it reconnects. What does not exist is skipped."""
+    # Deleting a queue that does not exist closes the channel (404): a fresh channel for each step.
+    for queue in (queue_name, dead_letter_queue_name(queue_name)):
+        with contextlib.suppress(Exception):
+            connection.channel().queue_delete(queue)
+    with contextlib.suppress(Exception):
+        connection.channel().exchange_delete(queue_name)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

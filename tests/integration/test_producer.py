@@ -114,12 +114,21 @@ def health_producer(env: dict[str, str], *flags: str) -> subprocess.CompletedPro
                           capture_output=True, text=True, timeout=30)
 
 
+def wait_ready(processes: Processes, producer: subprocess.Popen[bytes], env: dict[str, str]) -> None:
+    wait_until(
+        lambda: health_producer(env).returncode == 0,
+        timeout=30,
+        what="the producer to be ready",
+        detail=lambda: f"probe: {health_producer(env).stderr}log (tail):\n{processes.tail(producer)}",
+    )
+
+
 def test_health_producer_passes_while_it_waits_and_fails_once_killed(
     processes: Processes, worker_env: dict[str, str]
 ) -> None:
     env = {**worker_env, **PRODUCER_HEALTH}
     producer = processes.taskqueue("produce", "--interval", "3600", env=env)
-    wait_until(lambda: health_producer(env).returncode == 0, timeout=30, what="the producer to be ready")
+    wait_ready(processes, producer, env)
     # Several max ages later it has published once and only waited since: the wait refreshed the heartbeat.
     time.sleep(3 * float(PRODUCER_HEALTH["HEALTH_MAX_AGE"]))
     assert processes.output(producer).count("sent add(") == 1
@@ -140,7 +149,7 @@ def test_health_producer_passes_while_it_waits_and_fails_once_killed(
 def test_health_producer_after_a_clean_stop(processes: Processes, worker_env: dict[str, str]) -> None:
     env = {**worker_env, **PRODUCER_HEALTH}
     producer = processes.taskqueue("produce", "--interval", "3600", env=env)
-    wait_until(lambda: health_producer(env).returncode == 0, timeout=30, what="the producer to be ready")
+    wait_ready(processes, producer, env)
     assert processes.stop(producer, sig=signal.SIGTERM) == 0
     result = health_producer(env, "--liveness")
     assert result.returncode == 1
@@ -154,7 +163,7 @@ def test_health_producer_during_a_broker_outage(
     refreshes the heartbeat) but not ready (it cannot publish). Broker back: ready again."""
     env = {**worker_env, **PRODUCER_HEALTH, "BROKER_URL": private_broker.url}
     producer = processes.taskqueue("produce", "--interval", "0.5", env=env)
-    wait_until(lambda: health_producer(env).returncode == 0, timeout=30, what="the producer to be ready")
+    wait_ready(processes, producer, env)
 
     private_broker.stop()
     not_ready = wait_until(

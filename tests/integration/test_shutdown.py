@@ -72,7 +72,12 @@ def test_sigterm_is_a_warm_shutdown_as_pid_1(
         worker_env,
         "worker-pid1",
     )
-    wait_until(lambda: health_of(worker_env).healthy, timeout=60, what="PID-1 worker consuming")
+    wait_until(
+        lambda: health_of(worker_env).healthy,
+        timeout=60,
+        what="PID-1 worker consuming",
+        detail=lambda: f"probe: {health_of(worker_env).reason}\nworker log (tail):\n{processes.tail(worker)}",
+    )
     children = psutil.Process(worker.pid).children()
     assert len(children) == 1
     pid1 = children[0]
