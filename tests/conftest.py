@@ -19,6 +19,7 @@ from kombu.connection import Connection
 from taskqueue.children import stop_process
 from taskqueue.config import mask_url
 from taskqueue.private_broker import PrivateBroker, find_rabbitmq_server
+from tests.helpers import broker_problem, wait_until
 
 #: The broker the machine runs before the session (guest/guest on loopback); BROKER_URL overrides it.
 DEFAULT_TEST_BROKER = "amqp://guest:guest@127.0.0.1:5672//"
@@ -96,11 +97,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def broker_url() -> str:
     """The shared test broker. Unreachable is a failure, not a skip: CI always has it."""
     url = os.environ.get("BROKER_URL", DEFAULT_TEST_BROKER)
-    try:
-        with Connection(url, connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
-            connection.ensure_connection(max_retries=3, interval_start=0.5)
-    except Exception as exc:
-        pytest.fail(f"the test broker {mask_url(url)} does not answer: {exc}")
+    problem = broker_problem(url)
+    if problem:
+        pytest.fail(f"the test broker {mask_url(url)} does not work: {problem}")
     return url
 
 
@@ -194,7 +193,6 @@ def start_worker(
     processes: Processes, env: dict[str, str], name: str = "worker", timeout: float = 60
 ) -> subprocess.Popen[bytes]:
     """``taskqueue worker`` in a subprocess, returned once its heartbeat says it consumes its queue."""
-    from tests.helpers import wait_until
 
     Path(env["HEALTH_FILE"]).unlink(missing_ok=True)
     process = processes.taskqueue("worker", env=env, name=name)
@@ -208,7 +206,11 @@ def start_worker(
         consuming,
         timeout=timeout,
         what=f"{name} consuming",
-        detail=lambda: f"probe: {health_of(env).reason}\n{name} log (tail):\n{processes.tail(process)}",
+        detail=lambda: (
+            f"probe: {health_of(env).reason}\n"
+            f"broker: {broker_problem(env['BROKER_URL']) or 'answers and confirms a publish'}\n"
+            f"{name} log (tail):\n{processes.tail(process)}"
+        ),
     )
     return process
 

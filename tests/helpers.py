@@ -38,6 +38,34 @@ def wait_until(
     raise AssertionError(message)
 
 
+def broker_problem(url: str) -> str | None:
+    """Why the broker at ``url`` cannot serve the tests, or None: it must answer and confirm a publish.
+
+    A broker in a resource alarm (low disk or memory) accepts connections but holds every publish; without
+    this check each worker test would time out with no hint of the cause."""
+    from kombu.connection import Connection
+
+    blocked: list[str] = []
+    options = {"confirm_publish": True, "on_blocked": blocked.append}
+    connection = Connection(url, connect_timeout=5, transport_options=options)  # type: ignore[no-untyped-call]
+    try:
+        connection.ensure_connection(max_retries=3, interval_start=0.5)  # type: ignore[no-untyped-call]
+        channel = connection.default_channel
+        # Unroutable through the default exchange: confirmed, and nothing is stored.
+        channel.basic_publish(  # type: ignore[no-untyped-call]
+            channel.prepare_message(b"preflight"), exchange="",  # type: ignore[no-untyped-call]
+            routing_key="taskqueue-tests-preflight-nobody-listens", confirm_timeout=10,
+        )
+    except Exception as exc:
+        if blocked:
+            return f"it blocks publishing ({blocked[0]}): a resource alarm, see `rabbitmq-diagnostics alarms`"
+        return f"{exc.__class__.__name__}: {exc}"
+    finally:
+        # Drop the socket without the closing handshake: a broker that blocks us would never answer it.
+        connection.collect()  # type: ignore[no-untyped-call]
+    return None
+
+
 def free_port(start: int | None = None, host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on: the first free one from ``start``, else one the kernel picks."""
     candidates = range(start, min(start + 100, 65536)) if start else [0]

@@ -10,6 +10,7 @@ process environment (PEP 562 ``__getattr__``), so importing this module reads no
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from celery import Celery
@@ -116,6 +117,28 @@ def remove_task_queue(connection: Any, queue_name: str) -> None:
         connection.channel().exchange_delete(queue_name)
 
 
+#: Seconds a blocking wait for a broker reply (declare-ok, confirm, close-ok) may last before it counts as a
+#: connection error: without it, stopping during a resource alarm hangs until the kubelet's SIGKILL. The
+#: worker's event loop reads without blocking, so an idle connection is not affected.
+BROKER_REPLY_TIMEOUT = 10.0
+
+broker_logger = logging.getLogger("taskqueue.broker")
+
+
+def log_blocked(reason: str) -> None:
+    """py-amqp calls this when RabbitMQ sends ``connection.blocked``: a resource alarm (low disk or memory)
+    holds back every publish of the connection until it clears. Said once, loudly: otherwise a process
+    whose publishes hang just looks wedged."""
+    broker_logger.warning(
+        "RabbitMQ blocked publishing on this connection: %s (a broker resource alarm; publishes wait "
+        "until it clears: free disk or memory on the broker)", reason
+    )
+
+
+def log_unblocked() -> None:
+    broker_logger.warning("RabbitMQ unblocked this connection: publishing resumes")
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings (lower-case names of Celery 4+), each with the reason it is set."""
     queue = task_queue(settings)
@@ -133,6 +156,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_timeout": settings.broker_connection_timeout,
         # AMQP heartbeats detect a silently dead connection in ~1 min instead of the 2x120 s default.
         "broker_heartbeat": 30,
+        # py-amqp passes these to the connection: a resource alarm on the broker is logged, not silent, and
+        # no wait for a broker reply is endless (a blocked broker never sends the close-ok of a shutdown).
+        "broker_transport_options": {
+            "on_blocked": log_blocked,
+            "on_unblocked": log_unblocked,
+            "read_timeout": BROKER_REPLY_TIMEOUT,
+        },
         # Reliability: ack after the task ran, and requeue when the worker process dies under it, so a
         # killed worker's task is redelivered, not lost (at-least-once; ``add`` is idempotent).
         "task_acks_late": True,

@@ -9,7 +9,8 @@ connection lost, or connected without consuming its queue: the "zombie").
 The producer check reads the heartbeat file the producer refreshes from its main loop (``taskqueue.producer``:
 after each publish, while it waits between dispatches and while it backs off). Missing, stale (the loop is
 wedged, e.g. stuck in a publish), a gone PID or ``stopped``: unhealthy. A producer whose publishes fail
-(``broker-unavailable``) is *alive but not ready*: ``--liveness`` passes it, the default (readiness) does
+(``broker-unavailable``) or that RabbitMQ blocks during a resource alarm (``broker-blocked``) is *alive
+but not ready*: ``--liveness`` passes it, the default (readiness) does
 not. Restarting it during a broker outage would fix nothing, yet "not ready" keeps the outage visible
 (READY 0/1, ``helm --wait``, rollouts wait instead of declaring a producer that cannot publish good).
 
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from taskqueue.config import ProbeSettings
 from taskqueue.heartbeat import (
+    BROKER_BLOCKED,
     BROKER_UNAVAILABLE,
     CONSUMING,
     DRAINING,
@@ -105,7 +107,7 @@ def check_worker(settings: ProbeSettings, *, now: float | None = None) -> Health
 
 #: Producer states each probe passes. Alive: the main loop turns (fresh heartbeat), whatever the broker
 #: does. Ready: besides, its last publish was confirmed.
-PRODUCER_LIVE_STATES = frozenset({STARTING, PUBLISHING, BROKER_UNAVAILABLE})
+PRODUCER_LIVE_STATES = frozenset({STARTING, PUBLISHING, BROKER_UNAVAILABLE, BROKER_BLOCKED})
 PRODUCER_READY_STATES = frozenset({PUBLISHING})
 
 

@@ -7,8 +7,10 @@ Worker states: ``consuming`` (connected and consuming every queue: healthy), ``n
 but a queue is not consumed: the "zombie"), ``disconnected`` (broker connection lost, reconnecting),
 ``draining`` (SIGTERM received: finishing the tasks it holds, taking no new ones; alive).
 Producer states: ``publishing`` (its last publish was confirmed), ``broker-unavailable`` (publishes fail,
-backing off: alive, but not doing its job). Both: ``starting`` and ``stopped``. ``taskqueue.health``
-judges them: only a fresh heartbeat from a live process counts, and which states pass is the check's call.
+backing off: alive, but not doing its job), ``broker-blocked`` (RabbitMQ holds its publishes back during
+a resource alarm, low disk or memory: alive, not doing its job, and a restart would not help). Both:
+``starting`` and ``stopped``. ``taskqueue.health`` judges them: only a fresh heartbeat from a live process
+counts, and which states pass is the check's call.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ STARTING = "starting"
 STOPPED = "stopped"
 PUBLISHING = "publishing"
 BROKER_UNAVAILABLE = "broker-unavailable"
+BROKER_BLOCKED = "broker-blocked"
 STATES = frozenset(
-    {CONSUMING, NOT_CONSUMING, DISCONNECTED, DRAINING, STARTING, STOPPED, PUBLISHING, BROKER_UNAVAILABLE}
+    {CONSUMING, NOT_CONSUMING, DISCONNECTED, DRAINING, STARTING, STOPPED, PUBLISHING, BROKER_UNAVAILABLE,
+     BROKER_BLOCKED}
 )
 
 

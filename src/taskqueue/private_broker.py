@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -158,6 +159,18 @@ class PrivateBroker:
             self.stop()
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+    def ctl(self, *args: str, timeout: float = 60.0) -> str:
+        """``rabbitmqctl ARGS`` against this node (its cookie is in its own HOME); returns what it printed.
+
+        For tests that change the running node, e.g. ``set_disk_free_limit`` to raise a resource alarm."""
+        command = [str(self.server.with_name("rabbitmqctl")), "-n", self.nodename, *args]
+        result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout,
+                                check=False)
+        if result.returncode != 0:
+            raise PrivateBrokerError(f"rabbitmqctl {' '.join(args)} exited with {result.returncode}: "
+                                     f"{result.stderr.strip() or result.stdout.strip()}")
+        return result.stdout
 
     def log_tail(self, lines: int = 15) -> str:
         path = self.directory / "node.out"

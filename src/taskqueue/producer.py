@@ -11,7 +11,9 @@ Health: the main loop refreshes a heartbeat file (``PRODUCER_HEALTH_FILE``, the 
 dispatches (however long ``--interval``), while it backs off, and during the publish's own reconnection
 retries. Never from a thread of its own: a loop stuck in a publish must leave a stale file for
 ``taskqueue health producer`` to catch. States: ``starting``, ``publishing`` (last publish confirmed),
-``broker-unavailable`` (publishes failing, backing off) and ``stopped`` on exit.
+``broker-unavailable`` (publishes failing, backing off), ``broker-blocked`` (RabbitMQ holds publishes
+back during a resource alarm; each publish waits at most PUBLISH_CONFIRM_TIMEOUT for its confirm) and
+``stopped`` on exit.
 """
 
 from __future__ import annotations
@@ -29,9 +31,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from taskqueue.app import ADD_TASK, create_app
+from taskqueue.app import ADD_TASK, create_app, log_blocked
 from taskqueue.config import Settings
-from taskqueue.heartbeat import BROKER_UNAVAILABLE, PUBLISHING, STARTING, STOPPED, HeartbeatWriter
+from taskqueue.heartbeat import (
+    BROKER_BLOCKED,
+    BROKER_UNAVAILABLE,
+    PUBLISHING,
+    STARTING,
+    STOPPED,
+    HeartbeatWriter,
+)
 
 logger = logging.getLogger("taskqueue.producer")
 
@@ -42,6 +51,11 @@ PUBLISH_RETRY_POLICY: dict[str, float] = {
     "interval_step": 1.0,
     "interval_max": 2.0,
 }
+#: Seconds the broker has to confirm one publish. Without a bound, a publish to a broker that blocks
+#: publishing (resource alarm) waits for ever and the probe restarts a producer that is only held back.
+#: An unconfirmed publish is retried (PUBLISH_RETRY_POLICY), then reported as failed: at-least-once, as the
+#: broker may still take the first copy when the alarm clears (``add`` is idempotent).
+PUBLISH_CONFIRM_TIMEOUT = 5.0
 #: Random operands, like the original.
 OPERAND_RANGE = (0, 100)
 
@@ -147,6 +161,14 @@ def _safe(exc: BaseException, settings: Settings) -> str:
     return text
 
 
+#: Heartbeat detail of the ``broker-blocked`` state.
+BLOCKED_DETAIL = "RabbitMQ blocks publishing"
+
+
+class StopRequested(Exception):
+    """Raised from kombu's retry callback to abandon a publish's retries once SIGTERM/SIGINT arrived."""
+
+
 class _StopFlag:
     """Set by SIGTERM/SIGINT; waiting on it is interruptible."""
 
@@ -177,8 +199,6 @@ def run_producer(
     if period <= 0 or (count is not None and count < 1):
         raise ValueError("interval must be > 0 and count >= 1")
     app = create_app(settings)
-    # Publisher confirms: a publish returns once the broker has the message, or raises; never lost silently.
-    app.conf.broker_transport_options = {"confirm_publish": True}
     stop = _StopFlag()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     rng = random.Random(seed)
@@ -192,9 +212,30 @@ def run_producer(
     )
     heartbeat.update(STARTING, "no publish yet")
 
+    def blocked(reason: str) -> None:
+        # py-amqp calls this from inside a publish (it reads pending frames first): still the main loop.
+        log_blocked(reason)
+        heartbeat.update(BROKER_BLOCKED, f"{BLOCKED_DETAIL}: {reason}")
+
+    app.conf.broker_transport_options = {
+        **app.conf.broker_transport_options,
+        # Publisher confirms: a publish returns once the broker has the message, or raises; never lost
+        # silently.
+        "confirm_publish": True,
+        "on_blocked": blocked,
+        # Its only blocking reads wait for a confirm or a close-ok: bounded like the confirm, so that a
+        # stop during a resource alarm ends within Kubernetes' default 30 s grace period.
+        "read_timeout": PUBLISH_CONFIRM_TIMEOUT,
+    }
+
     def reconnecting(exc: BaseException, interval: float) -> None:
         # kombu calls this from inside a publish at each failed reconnection: still the main loop.
-        heartbeat.update(BROKER_UNAVAILABLE, f"reconnecting after {exc.__class__.__name__}")
+        if stop.event.is_set():
+            raise StopRequested(f"{stop.reason} during a failing publish")  # no more retries: stop now
+        if heartbeat.state == BROKER_BLOCKED and isinstance(exc, TimeoutError):
+            heartbeat.beat()  # still blocked: the confirm timed out, as it does while the alarm lasts
+        else:
+            heartbeat.update(BROKER_UNAVAILABLE, f"reconnecting after {exc.__class__.__name__}")
 
     retry_policy: dict[str, Any] = {**PUBLISH_RETRY_POLICY, "errback": reconnecting}
     logger.info(
@@ -209,6 +250,8 @@ def run_producer(
                 break
             x, y = rng.randint(*OPERAND_RANGE), rng.randint(*OPERAND_RANGE)
             if _publish(app, settings, x, y, summary, chatty, retry_policy):
+                if heartbeat.state == BROKER_BLOCKED:
+                    logger.info("publishing again: the broker takes messages")
                 heartbeat.update(PUBLISHING)
                 backoff.reset()
                 next_at += period
@@ -216,8 +259,13 @@ def run_producer(
                     logger.info("progress: sent %d, failed %d", summary.sent, summary.failed)
             else:
                 pause = backoff.next_delay()
-                heartbeat.update(BROKER_UNAVAILABLE, f"{summary.failed} publish(es) failed, backing off")
-                logger.warning("broker unavailable: next attempt in %.1fs", pause)
+                if heartbeat.state != BROKER_BLOCKED:  # a blocked broker answers: that is the better reason
+                    heartbeat.update(BROKER_UNAVAILABLE, f"{summary.failed} publish(es) failed, backing off")
+                logger.warning(
+                    "%s: next attempt in %.1fs",
+                    "broker blocks publishing" if heartbeat.state == BROKER_BLOCKED else "broker unavailable",
+                    pause,
+                )
                 if heartbeat.wait(stop.event, pause):
                     break
                 next_at = time.monotonic()  # after an outage, resume the pace from now: no burst
@@ -225,11 +273,25 @@ def run_producer(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         reason = stop.reason or ("count reached" if count else "stopped")
+        blocked_at_exit = heartbeat.state == BROKER_BLOCKED
         # Whatever the way out, the probe must not find a "publishing" heartbeat of a finished producer.
         heartbeat.update(STOPPED, f"producer exited ({reason})")
         logger.info(summary.line(reason))
-        app.close()
+        if blocked_at_exit and stop.event.is_set():
+            # A blocked broker answers no close handshake: leave the socket to the process exit.
+            logger.info("not closing the broker connection gracefully: the broker blocks it")
+        else:
+            app.close()
     return 1 if count is not None and summary.failed else 0
+
+
+def _timed_out(exc: BaseException | None) -> bool:
+    """Whether ``exc`` or what it wraps (kombu re-raises as OperationalError) is a timeout."""
+    while exc is not None:
+        if isinstance(exc, TimeoutError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _publish(
@@ -244,13 +306,17 @@ def _publish(
             task_id=task_id,
             retry=True,
             retry_policy=PUBLISH_RETRY_POLICY if retry_policy is None else retry_policy,
+            confirm_timeout=PUBLISH_CONFIRM_TIMEOUT,
             # Nobody reads the producer's results: don't make the worker publish them or the broker keep them.
             ignore_result=True,
         )
     except Exception as exc:  # any publish failure is counted and reported, never fatal
         summary.failed += 1
+        # A confirm that timed out leaves the message's fate to the broker: say so rather than "lost".
+        maybe = " (unconfirmed: the broker may still deliver it)" if _timed_out(exc) else ""
         logger.error(
-            "could not publish add(%d, %d) id %s after retries: %s", x, y, task_id, _safe(exc, settings)
+            "could not publish add(%d, %d) id %s after retries: %s%s",
+            x, y, task_id, _safe(exc, settings), maybe,
         )
         return False
     summary.sent += 1

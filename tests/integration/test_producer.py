@@ -63,7 +63,8 @@ def test_producer_rides_out_a_broker_outage(
     processes: Processes, worker_env: dict[str, str], private_broker: PrivateBroker
 ) -> None:
     """Broker down: publishes fail after their retry budget and are reported, the producer backs off but
-    keeps running; broker back: it sends again. Nothing it reported as sent is lost."""
+    keeps running; broker back: it sends again. Nothing it reported as sent is lost. (A failed one may still
+    run: the broker may have taken a message it could not confirm before it stopped. At-least-once.)"""
     env = {**worker_env, "BROKER_URL": private_broker.url}
     producer = processes.taskqueue("produce", "--interval", "0.2", env=env)
     wait_until(lambda: processes.output(producer).count("sent add(") >= 3, timeout=30, what="3 tasks sent")
@@ -99,7 +100,6 @@ def test_producer_rides_out_a_broker_outage(
         timeout=60,
         what="every sent task to be executed",
     )
-    assert not set(failed) & set(SUCCEEDED.findall(processes.output(worker)))
 
 
 # --- `taskqueue health producer` against a running producer ---------------------------------------------
@@ -185,3 +185,4 @@ def test_health_producer_during_a_broker_outage(
     wait_until(lambda: health_producer(env).returncode == 0, timeout=120, interval=0.5,
                what="the producer to be ready again after the broker came back")
     assert processes.stop(producer, sig=signal.SIGTERM) == 0
+

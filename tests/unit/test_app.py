@@ -138,3 +138,16 @@ def test_module_app_is_built_lazily_from_the_environment(clean_env: pytest.Monke
         app_module._default_app = None
     with pytest.raises(AttributeError):
         _ = app_module.nothing
+
+
+def test_broker_resource_alarms_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # py-amqp hands these to the connection: RabbitMQ's connection.blocked / unblocked reach the log.
+    options = create_app(Settings(broker_url=UNREACHABLE)).conf.broker_transport_options  # type: ignore[arg-type]
+    with caplog.at_level("WARNING", logger="taskqueue.broker"):
+        options["on_blocked"]("low on disk")
+        options["on_unblocked"]()
+    assert [record.getMessage() for record in caplog.records] == [
+        "RabbitMQ blocked publishing on this connection: low on disk (a broker resource alarm; publishes "
+        "wait until it clears: free disk or memory on the broker)",
+        "RabbitMQ unblocked this connection: publishing resumes",
+    ]

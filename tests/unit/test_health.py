@@ -21,6 +21,7 @@ from taskqueue.cli import main
 from taskqueue.config import ProbeSettings, Secret, load_probe_settings
 from taskqueue.health import HealthResult, check_flower, check_producer, check_worker, flower_healthcheck_url
 from taskqueue.heartbeat import (
+    BROKER_BLOCKED,
     BROKER_UNAVAILABLE,
     CONSUMING,
     DISCONNECTED,
@@ -208,7 +209,7 @@ def test_fresh_publishing_producer_is_live_and_ready(tmp_path: Path) -> None:
         assert result.reason.startswith(f"producer {os.getpid()} publishing to work, heartbeat ")
 
 
-@pytest.mark.parametrize("state", [BROKER_UNAVAILABLE, STARTING])
+@pytest.mark.parametrize("state", [BROKER_UNAVAILABLE, BROKER_BLOCKED, STARTING])
 def test_producer_waiting_for_the_broker_is_alive_but_not_ready(tmp_path: Path, state: str) -> None:
     # Restarting a producer during a broker outage brings nothing back: liveness passes. Readiness fails,
     # so the outage shows (READY 0/1) and a rollout waits.

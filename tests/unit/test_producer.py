@@ -11,8 +11,17 @@ import pytest
 from click.testing import CliRunner
 
 from taskqueue.cli import main
+from taskqueue.config import DEFAULT_HEALTH_MAX_AGE, Settings
 from taskqueue.heartbeat import BROKER_UNAVAILABLE, PUBLISHING, STARTING, read_heartbeat
-from taskqueue.producer import PUBLISH_RETRY_POLICY, Backoff, ProducerHeartbeat, Summary, interval_from
+from taskqueue.producer import (
+    PUBLISH_CONFIRM_TIMEOUT,
+    PUBLISH_RETRY_POLICY,
+    Backoff,
+    ProducerHeartbeat,
+    Summary,
+    _timed_out,
+    interval_from,
+)
 
 
 @pytest.mark.parametrize(
@@ -84,6 +93,31 @@ def test_publish_retry_budget_is_bounded() -> None:
         for i in range(int(PUBLISH_RETRY_POLICY["max_retries"]))
     )
     assert budget <= 10
+
+
+def test_a_blocked_publish_refreshes_the_heartbeat_within_the_default_max_age() -> None:
+    # Between two heartbeat refreshes a publish waits at most: a connect, a confirm, a retry interval. A
+    # broker that blocks publishing must not make the liveness probe restart a producer it only holds back.
+    longest_gap = (
+        Settings.model_fields["broker_connection_timeout"].default
+        + PUBLISH_CONFIRM_TIMEOUT
+        + PUBLISH_RETRY_POLICY["interval_max"]
+    )
+    assert longest_gap < DEFAULT_HEALTH_MAX_AGE / 2
+
+
+def test_timed_out_sees_through_kombus_wrapping() -> None:
+    from kombu.exceptions import OperationalError
+
+    try:
+        try:
+            raise TimeoutError("timed out")
+        except TimeoutError as exc:
+            raise OperationalError("timed out") from exc
+    except OperationalError as wrapped:
+        assert _timed_out(wrapped)
+    assert not _timed_out(OperationalError(ConnectionRefusedError(111, "Connection refused")))
+    assert not _timed_out(ConnectionRefusedError(111, "Connection refused"))
 
 
 def test_summary_line() -> None:
