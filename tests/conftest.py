@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -19,7 +18,7 @@ from kombu.connection import Connection
 from taskqueue.children import stop_process
 from taskqueue.config import mask_url
 from taskqueue.private_broker import PrivateBroker, find_rabbitmq_server
-from tests.helpers import broker_problem, wait_until
+from tests.helpers import broker_problem, queue_exists, wait_until
 
 #: The broker the machine runs before the session (guest/guest on loopback); BROKER_URL overrides it.
 DEFAULT_TEST_BROKER = "amqp://guest:guest@127.0.0.1:5672//"
@@ -114,11 +113,10 @@ def test_queues(broker_url: str) -> Iterator[list[str]]:
     left = []
     with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
         for name in names:
-            for queue in (name, dead_letter_queue_name(name)):
-                with contextlib.suppress(Exception):  # 404 (closes the channel): gone, as it must be
-                    connection.channel().queue_declare(queue, passive=True)
-                    left.append(queue)
-            remove_task_queue(connection, name)
+            leaked = [q for q in (name, dead_letter_queue_name(name)) if queue_exists(connection, q)]
+            if leaked:
+                remove_task_queue(connection, name)
+                left += leaked
     assert not left, f"tests left {len(left)} queues on {mask_url(broker_url)} (now removed): {left[:10]}"
 
 
@@ -193,7 +191,6 @@ def start_worker(
     processes: Processes, env: dict[str, str], name: str = "worker", timeout: float = 60
 ) -> subprocess.Popen[bytes]:
     """``taskqueue worker`` in a subprocess, returned once its heartbeat says it consumes its queue."""
-
     Path(env["HEALTH_FILE"]).unlink(missing_ok=True)
     process = processes.taskqueue("worker", env=env, name=name)
 
@@ -213,6 +210,22 @@ def start_worker(
         ),
     )
     return process
+
+
+def health_producer(env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
+    """The real probe command, as the kubelet runs it."""
+    return subprocess.run([str(VENV_BIN / "taskqueue"), "health", "producer", *flags], env=env,
+                          capture_output=True, text=True, timeout=30)
+
+
+def wait_ready(processes: Processes, producer: subprocess.Popen[bytes], env: dict[str, str]) -> None:
+    """Wait until ``taskqueue health producer`` passes for ``producer``; on timeout, say why."""
+    wait_until(
+        lambda: health_producer(env).returncode == 0,
+        timeout=30,
+        what="the producer to be ready",
+        detail=lambda: f"probe: {health_producer(env).stderr}log (tail):\n{processes.tail(producer)}",
+    )
 
 
 @pytest.fixture

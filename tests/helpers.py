@@ -66,6 +66,17 @@ def broker_problem(url: str) -> str | None:
     return None
 
 
+def queue_exists(connection: Any, queue: str) -> bool:
+    """Whether ``queue`` exists on the broker (a passive declare; its 404 closes only a fresh channel)."""
+    from amqp.exceptions import NotFound
+
+    try:
+        connection.channel().queue_declare(queue, passive=True)
+    except NotFound:
+        return False
+    return True
+
+
 def free_port(start: int | None = None, host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on: the first free one from ``start``, else one the kernel picks."""
     candidates = range(start, min(start + 100, 65536)) if start else [0]

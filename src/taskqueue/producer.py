@@ -161,10 +161,6 @@ def _safe(exc: BaseException, settings: Settings) -> str:
     return text
 
 
-#: Heartbeat detail of the ``broker-blocked`` state.
-BLOCKED_DETAIL = "RabbitMQ blocks publishing"
-
-
 class StopRequested(Exception):
     """Raised from kombu's retry callback to abandon a publish's retries once SIGTERM/SIGINT arrived."""
 
@@ -215,7 +211,7 @@ def run_producer(
     def blocked(reason: str) -> None:
         # py-amqp calls this from inside a publish (it reads pending frames first): still the main loop.
         log_blocked(reason)
-        heartbeat.update(BROKER_BLOCKED, f"{BLOCKED_DETAIL}: {reason}")
+        heartbeat.update(BROKER_BLOCKED, f"RabbitMQ blocks publishing: {reason}")
 
     app.conf.broker_transport_options = {
         **app.conf.broker_transport_options,
@@ -259,13 +255,12 @@ def run_producer(
                     logger.info("progress: sent %d, failed %d", summary.sent, summary.failed)
             else:
                 pause = backoff.next_delay()
-                if heartbeat.state != BROKER_BLOCKED:  # a blocked broker answers: that is the better reason
+                if heartbeat.state == BROKER_BLOCKED:  # a blocked broker answers: that is the better reason
+                    cause = "broker blocks publishing"
+                else:
                     heartbeat.update(BROKER_UNAVAILABLE, f"{summary.failed} publish(es) failed, backing off")
-                logger.warning(
-                    "%s: next attempt in %.1fs",
-                    "broker blocks publishing" if heartbeat.state == BROKER_BLOCKED else "broker unavailable",
-                    pause,
-                )
+                    cause = "broker unavailable"
+                logger.warning("%s: next attempt in %.1fs", cause, pause)
                 if heartbeat.wait(stop.event, pause):
                     break
                 next_at = time.monotonic()  # after an outage, resume the pace from now: no burst

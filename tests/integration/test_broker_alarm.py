@@ -11,9 +11,8 @@ import pytest
 
 from taskqueue.private_broker import PrivateBroker
 from taskqueue.producer import PUBLISH_CONFIRM_TIMEOUT
-from tests.conftest import Processes, health_of, start_worker
+from tests.conftest import Processes, health_of, health_producer, start_worker, wait_ready
 from tests.helpers import broker_problem, wait_until
-from tests.integration.test_producer import health_producer, wait_ready
 
 pytestmark = pytest.mark.integration
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
 import time
 
 import pytest
 
 from taskqueue.private_broker import PrivateBroker
-from tests.conftest import VENV_BIN, Processes, start_worker
+from tests.conftest import Processes, health_producer, start_worker, wait_ready
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
@@ -108,21 +107,6 @@ def test_producer_rides_out_a_broker_outage(
 PRODUCER_HEALTH = {"HEALTH_INTERVAL": "0.3", "HEALTH_MAX_AGE": "2"}
 
 
-def health_producer(env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
-    """The real probe command, as the kubelet runs it."""
-    return subprocess.run([str(VENV_BIN / "taskqueue"), "health", "producer", *flags], env=env,
-                          capture_output=True, text=True, timeout=30)
-
-
-def wait_ready(processes: Processes, producer: subprocess.Popen[bytes], env: dict[str, str]) -> None:
-    wait_until(
-        lambda: health_producer(env).returncode == 0,
-        timeout=30,
-        what="the producer to be ready",
-        detail=lambda: f"probe: {health_producer(env).stderr}log (tail):\n{processes.tail(producer)}",
-    )
-
-
 def test_health_producer_passes_while_it_waits_and_fails_once_killed(
     processes: Processes, worker_env: dict[str, str]
 ) -> None:
@@ -185,4 +169,3 @@ def test_health_producer_during_a_broker_outage(
     wait_until(lambda: health_producer(env).returncode == 0, timeout=120, interval=0.5,
                what="the producer to be ready again after the broker came back")
     assert processes.stop(producer, sig=signal.SIGTERM) == 0
-

@@ -10,16 +10,9 @@ from kombu.connection import Connection
 
 from taskqueue.app import dead_letter_queue_name, remove_task_queue, task_queue
 from taskqueue.config import Settings
+from tests.helpers import queue_exists
 
 pytestmark = pytest.mark.integration
-
-
-def exists(connection: Connection, queue: str) -> bool:
-    try:
-        connection.channel().queue_declare(queue, passive=True)  # type: ignore[no-untyped-call]
-    except NotFound:
-        return False
-    return True
 
 
 def exchange_exists(connection: Connection, exchange: str) -> bool:
@@ -37,12 +30,12 @@ def test_remove_task_queue_deletes_what_task_queue_declares(
     with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
         task_queue(settings)(connection.channel()).declare()
         dead_letter = dead_letter_queue_name(queue_name)
-        assert exists(connection, queue_name) and exists(connection, dead_letter)
+        assert queue_exists(connection, queue_name) and queue_exists(connection, dead_letter)
         assert exchange_exists(connection, queue_name)
 
         remove_task_queue(connection, queue_name)
 
-        assert not exists(connection, queue_name)
-        assert not exists(connection, dead_letter)
+        assert not queue_exists(connection, queue_name)
+        assert not queue_exists(connection, dead_letter)
         assert not exchange_exists(connection, queue_name)
         remove_task_queue(connection, queue_name)  # already gone: nothing to do, no error
