@@ -33,7 +33,8 @@ DEADLINE_MARGIN = 10.0
 class DrainStep(bootsteps.StartStopStep):  # type: ignore[misc]
     """Consumer bootstep owning SIGTERM. The signal handler only sets a flag; the event loop's timer does
     the work (cancel the queue, watch the held tasks, then ask Celery to stop), so nothing runs inside a
-    signal handler but an assignment. A second SIGTERM skips the wait."""
+    signal handler but an assignment. A second SIGTERM skips the wait, and so does one that arrives while
+    the broker connection is down."""
 
     requires = ("celery.worker.consumer.tasks:Tasks",)
     # Set by ``drain_step``: Celery instantiates the step and passes no settings.
@@ -65,8 +66,11 @@ class DrainStep(bootsteps.StartStopStep):  # type: ignore[misc]
         return self.deadline is not None
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            state.should_stop = 0  # a second SIGTERM: Celery's warm shutdown now
+        if self.requested or self._timer_entry is None:
+            # A second SIGTERM, or no event loop to drain with: the step is stopped while the consumer
+            # reconnects to a lost broker (nothing could be acked over that connection anyway). Celery's
+            # warm shutdown now; its reconnect loop checks the flag between attempts.
+            state.should_stop = 0
         self.requested = True
 
     def _tick(self, c: Any) -> None:

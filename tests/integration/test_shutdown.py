@@ -12,6 +12,7 @@ import pytest
 from kombu.connection import Connection
 
 from taskqueue.app import SLEEP_TASK
+from taskqueue.private_broker import PrivateBroker
 from tests.conftest import VENV_BIN, Processes, health_of, start_worker
 from tests.helpers import wait_until
 
@@ -83,3 +84,20 @@ def test_sigterm_is_a_warm_shutdown_as_pid_1(
     pid1 = children[0]
     assert "\"pid\": 1," in open(worker_env["HEALTH_FILE"]).read()  # noqa: SIM115 - one-off read
     _warm_shutdown(processes, worker, pid1.pid, worker_env, celery_client)
+
+
+def test_sigterm_stops_a_worker_that_lost_its_broker(
+    processes: Processes, worker_env: dict[str, str], private_broker: PrivateBroker
+) -> None:
+    """Broker gone, the worker retries its connection with no event loop turning: SIGTERM still ends it
+    cleanly (exit 0, no SIGKILL after the 30 s wait), instead of waiting for the pod's grace period."""
+    env = {**worker_env, "BROKER_URL": private_broker.url}
+    worker = start_worker(processes, env)
+    private_broker.stop()
+    wait_until(
+        lambda: "disconnected" in health_of(env).reason,
+        timeout=30,
+        what="the worker to notice the lost broker",
+        detail=lambda: processes.tail(worker),
+    )
+    assert processes.stop(worker, sig=signal.SIGTERM, timeout=30) == 0
