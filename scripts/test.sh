@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that sets up a fresh machine and runs every check: lint, types, and the pytest suite
-# (unit, chart, integration against the RabbitMQ on 127.0.0.1:5672, e2e skipped without a cluster).
+# (unit, chart, integration against a private RabbitMQ node the session starts and stops, e2e on a live cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh

@@ -20,8 +20,6 @@ from taskqueue.config import mask_url
 from taskqueue.private_broker import PrivateBroker, find_rabbitmq_server
 from tests.helpers import broker_problem, queue_exists, wait_until
 
-#: The broker the machine runs before the session (guest/guest on loopback); BROKER_URL overrides it.
-DEFAULT_TEST_BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 VENV_BIN = Path(sys.executable).parent
 
 #: Variables of the runtime's configuration that must not leak from the developer's shell into a test.
@@ -93,13 +91,27 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 @pytest.fixture(scope="session")
-def broker_url() -> str:
-    """The shared test broker. Unreachable is a failure, not a skip: CI always has it."""
-    url = os.environ.get("BROKER_URL", DEFAULT_TEST_BROKER)
-    problem = broker_problem(url)
-    if problem:
-        pytest.fail(f"the test broker {mask_url(url)} does not work: {problem}")
-    return url
+def broker_url() -> Iterator[str]:
+    """The session's broker: the one BROKER_URL names, else a private RabbitMQ node the session starts (own
+    ports, data in a temp dir) and stops by PID at its end. Nothing is assumed to listen on 5672.
+    A broker that does not work is a failure, not a skip."""
+    url = os.environ.get("BROKER_URL")
+    broker: PrivateBroker | None = None
+    if url is None:
+        server = find_rabbitmq_server()
+        if server is None:
+            pytest.fail("no BROKER_URL and rabbitmq-server is not installed: run scripts/setup.sh")
+        broker = PrivateBroker.prepare(server, dict(os.environ), name="taskqueue-session")
+        broker.start()
+        url = broker.url
+    try:
+        problem = broker_problem(url)
+        if problem:
+            pytest.fail(f"the test broker {mask_url(url)} does not work: {problem}")
+        yield url
+    finally:
+        if broker is not None:
+            broker.remove()
 
 
 @pytest.fixture(scope="session")
