@@ -95,11 +95,25 @@ class Settings(BaseSettings):
     # seconds after which an offline worker leaves the list (rollouts leave old pod names behind).
     flower_state_save_interval: PositiveInt = 60000
     flower_purge_offline_workers: PositiveInt | None = 3600
+    # RabbitMQ's management API (http://host:15672/api/): Flower's Broker tab reads queue depths and
+    # consumers there. Without user info in the URL, Flower signs in with the broker's own credentials.
+    # Secret: a URL with user info carries a password.
+    flower_broker_api: SecretStr | None = None
 
     @field_validator("flower_url_prefix")
     @classmethod
     def _strip_prefix_slashes(cls, value: str) -> str:
         return url_prefix(value)
+
+    @field_validator("flower_broker_api")
+    @classmethod
+    def _check_broker_api(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be the http(s):// URL of RabbitMQ's management API, e.g. http://host:15672/api/")
+        return value
 
     @field_validator("flower_basic_auth")
     @classmethod

@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # at run time, ``Settings`` is imported on first access (``__
     from taskqueue._settings import Settings as Settings
 
 #: Environment variables whose values are secret: never echoed back in an error.
-SECRET_VARIABLES = frozenset({"BROKER_URL", "RABBITMQ_PASSWORD", "FLOWER_BASIC_AUTH"})
+SECRET_VARIABLES = frozenset({"BROKER_URL", "RABBITMQ_PASSWORD", "FLOWER_BASIC_AUTH", "FLOWER_BROKER_API"})
 
 # Defaults shared by Settings and ProbeSettings (one definition: they cannot drift).
 DEFAULT_HEALTH_FILE = Path("/tmp/taskqueue-worker.heartbeat")

@@ -120,7 +120,7 @@ def flower_credentials(settings: Settings) -> tuple[str, str | None]:
 
 
 def child_env(settings: Settings, broker_url: str, run_dir: Path, flower_port: int, flower_auth: str,
-              interval: float) -> dict[str, str]:
+              interval: float, broker_api: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     for name in ("FLOWER_URL_PREFIX", "FLOWER_ALLOW_UNAUTHENTICATED", "FLOWER_PERSISTENT"):
         env.pop(name, None)  # the demo's Flower: plain, loopback, authenticated, in memory
@@ -136,6 +136,8 @@ def child_env(settings: Settings, broker_url: str, run_dir: Path, flower_port: i
         FLOWER_DB=str(run_dir / "flower.db"),
         PYTHONUNBUFFERED="1",
     )
+    if broker_api is not None:  # the private node's management API: Flower's Broker tab shows the queue
+        env["FLOWER_BROKER_API"] = broker_api
     return env
 
 
@@ -166,7 +168,8 @@ def choose_broker(settings: Settings, stop: StopRequest) -> tuple[str, PrivateBr
         raise DemoError(INSTALL_HINT)
     say(f"no broker answers at {settings.broker_display}: starting a private RabbitMQ node ({server})")
     try:
-        broker = start_private_broker(server, dict(os.environ), should_stop=lambda: bool(stop))
+        broker = start_private_broker(server, dict(os.environ), should_stop=lambda: bool(stop),
+                                      management=True)
     except PrivateBrokerError as exc:
         raise DemoError(str(exc)) from None
     say(f"started private broker {broker.nodename} on 127.0.0.1:{broker.port} "
@@ -208,7 +211,8 @@ def run_demo(settings: Settings, options: DemoOptions | None = None) -> int:
         port = first_free_port(wanted_port)
         flower_auth, generated_password = flower_credentials(settings)
         interval = options.interval if options.interval is not None else settings.producer_interval
-        env = child_env(settings, broker_url, run_dir, port, flower_auth, interval)
+        env = child_env(settings, broker_url, run_dir, port, flower_auth, interval,
+                        broker.management_api if broker else None)
         command = taskqueue_command()
 
         def start(name: str, *args: str) -> Child:

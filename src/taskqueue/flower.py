@@ -19,13 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from taskqueue.config import ConfigError, Settings
+from taskqueue.config import ConfigError, Settings, mask_url
 
 if TYPE_CHECKING:
     from celery import Celery
 
 #: Flower's options carrying a secret: masked wherever a command is shown.
 SECRET_OPTIONS = ("--basic_auth=",)
+#: Flower's options holding a URL: shown with the URL's password masked.
+URL_OPTIONS = ("--broker_api=",)
 
 #: Flower's log level floor: its debug log prints its tornado settings (the cookie secret among them).
 _FLOWER_LOG_LEVELS = {"debug": "info", "info": "info", "warning": "warning", "error": "error",
@@ -54,10 +56,18 @@ class FlowerCommand:
 
 
 def redact(argv: Sequence[str]) -> list[str]:
-    """``--basic_auth=user:secret`` -> ``--basic_auth=***``."""
-    return [
-        next((prefix + "***" for prefix in SECRET_OPTIONS if arg.startswith(prefix)), arg) for arg in argv
-    ]
+    """``--basic_auth=user:secret`` -> ``--basic_auth=***``; a URL option's password -> ``***``."""
+    return [_redact(arg) for arg in argv]
+
+
+def _redact(arg: str) -> str:
+    for prefix in SECRET_OPTIONS:
+        if arg.startswith(prefix):
+            return prefix + "***"
+    for prefix in URL_OPTIONS:
+        if arg.startswith(prefix):
+            return prefix + mask_url(arg.removeprefix(prefix))
+    return arg
 
 
 def is_loopback(address: str) -> bool:
@@ -107,6 +117,9 @@ def flower_command(settings: Settings, port: int | None = None) -> FlowerCommand
             # Saved periodically too, not only at a clean stop: an OOM kill then loses one interval.
             f"--state_save_interval={settings.flower_state_save_interval}",
         ]
+    if settings.flower_broker_api is not None:
+        # Queue depths and consumers on the Broker tab: without it, "No queue data is available".
+        argv.append(f"--broker_api={settings.flower_broker_api.get_secret_value()}")
     if auth is not None:
         # Flower splits a multiple option on commas itself: "a:x,b:y" is two users.
         argv.append(f"--basic_auth={auth}")

@@ -2,8 +2,9 @@
 
 Everything is its own: node name (``taskqueue-demo-<pid>@localhost``), AMQP port, distribution port, an
 epmd on a port of its own (erl would otherwise spawn a shared ``epmd -daemon`` that outlives the demo),
-no plugins (so no management listener), and config, data, logs and the Erlang cookie (``HOME``) in a
-temporary directory that is removed when the node stops. It listens on loopback only.
+no plugins but the management API when asked for (Flower's Broker tab; on a port of its own), and config,
+data, logs and the Erlang cookie (``HOME``) in a temporary directory that is removed when the node stops.
+It listens on loopback only.
 """
 
 from __future__ import annotations
@@ -71,18 +72,24 @@ class PrivateBroker:
     port: int
     epmd_port: int
     directory: Path
+    management_port: int | None = None
     children: list[Child] = field(default_factory=list)
 
     @classmethod
     def prepare(
-        cls, server: Path, base_env: dict[str, str], *, name: str = "taskqueue-demo"
+        cls, server: Path, base_env: dict[str, str], *, name: str = "taskqueue-demo", management: bool = False
     ) -> PrivateBroker:
-        """Choose ports, write config into a new temporary directory; starts nothing."""
+        """Choose ports, write config into a new temporary directory; starts nothing. ``management``
+        enables RabbitMQ's management API (what Flower's Broker tab reads) on a free loopback port."""
         directory = Path(tempfile.mkdtemp(prefix=f"{name}-rabbitmq-"))
         node_port, dist_port, epmd_port = free_port(), free_port(), free_port()
+        management_port = free_port() if management else None
         nodename = f"{name}-{os.getpid()}-{directory.name[-6:]}@localhost"
-        (directory / "enabled_plugins").write_text("[].\n")  # no plugins: no management listener
-        (directory / "rabbitmq.conf").write_text("")
+        plugins = "[rabbitmq_management]." if management else "[]."  # none: no management listener
+        (directory / "enabled_plugins").write_text(plugins + "\n")
+        config = (f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management_port}\n"
+                  if management else "")
+        (directory / "rabbitmq.conf").write_text(config)
         (directory / "rabbitmq-env.conf").write_text("")  # instead of /etc/rabbitmq's, which sets a node name
         env = {
             **base_env,
@@ -102,7 +109,7 @@ class PrivateBroker:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
             "RABBITMQ_PID_FILE": str(directory / "rabbitmq.pid"),
         }
-        return cls(server, env, nodename, node_port, epmd_port, directory)
+        return cls(server, env, nodename, node_port, epmd_port, directory, management_port)
 
     @property
     def url(self) -> str:
@@ -110,11 +117,16 @@ class PrivateBroker:
         return f"amqp://guest:guest@127.0.0.1:{self.port}//"
 
     @property
+    def management_api(self) -> str | None:
+        """The management API's URL (Flower's FLOWER_BROKER_API), or None when the plugin is off."""
+        return f"http://127.0.0.1:{self.management_port}/api/" if self.management_port else None
+
+    @property
     def pids(self) -> list[int]:
         return [child.pid for child in self.children]
 
     def start(self, *, timeout: float = 90.0, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Start epmd and the node and wait until its AMQP port accepts.
+        """Start epmd and the node and wait until its AMQP port (and management port) accepts.
 
         Raises PrivateBrokerError (after stopping what it started) when it does not come up within
         ``timeout`` or when ``should_stop()`` says the caller is being interrupted.
@@ -135,14 +147,15 @@ class PrivateBroker:
             )
             self.children.append(node)
             deadline = time.monotonic() + timeout
-            while not port_open(self.port):
+            ports = [self.port] + ([self.management_port] if self.management_port else [])
+            while not all(port_open(port) for port in ports):
                 if not node.alive():
                     raise PrivateBrokerError(f"rabbitmq-server exited with {node.process.returncode}:\n"
                                              f"{self.log_tail()}")
                 if should_stop():
                     raise PrivateBrokerError("interrupted while the private broker was starting")
                 if time.monotonic() > deadline:
-                    raise PrivateBrokerError(f"rabbitmq-server did not listen on 127.0.0.1:{self.port} "
+                    raise PrivateBrokerError(f"rabbitmq-server did not listen on 127.0.0.1 ports {ports} "
                                              f"within {timeout:.0f}s:\n{self.log_tail()}")
                 time.sleep(0.3)
         except BaseException:
@@ -182,10 +195,10 @@ class PrivateBroker:
 
 def start_private_broker(
     server: Path, base_env: dict[str, str], *, timeout: float = 90.0,
-    should_stop: Callable[[], bool] = lambda: False,
+    should_stop: Callable[[], bool] = lambda: False, management: bool = False,
 ) -> PrivateBroker:
     """Prepare and start a node; on failure nothing is left (processes stopped, directory removed)."""
-    broker = PrivateBroker.prepare(server, base_env)
+    broker = PrivateBroker.prepare(server, base_env, management=management)
     try:
         broker.start(timeout=timeout, should_stop=should_stop)
     except BaseException:

@@ -133,6 +133,15 @@ def test_demo_starts_a_private_broker_when_none_answers(
     assert private["node"].startswith("taskqueue-demo-")
 
     wait_for_add_tasks(demo)
+    # The node's management API is wired into Flower (FLOWER_BROKER_API): its Broker data has the queue.
+    def queue_lengths() -> list[dict[str, object]] | None:
+        data = flower_api(demo.flower_url, "api/queues/length", demo.auth) or {}
+        # "messages" appears with the node's first statistics of the queue (every 5 s).
+        return [q for q in data.get("active_queues", [])
+                if q.get("name") == runtime_env["QUEUE_NAME"] and "messages" in q]
+
+    lengths = wait_until(queue_lengths, timeout=30, what="the demo queue in Flower's broker data")
+    assert isinstance(lengths[0]["messages"], int)
     recorded = descendants(demo.process.pid)
     names = {p.name() for p in recorded}
     assert "beam.smp" in names and "epmd" in names, names

@@ -10,7 +10,7 @@ import sys
 import pytest
 from flower.command import is_flower_option
 
-from taskqueue.config import load_settings
+from taskqueue.config import ConfigError, load_settings
 from taskqueue.flower import (
     FLOWER_EVENT_QUEUE_TTL,
     FlowerCommand,
@@ -63,6 +63,24 @@ def test_basic_auth_is_passed_but_never_shown(clean_env: pytest.MonkeyPatch) -> 
     for shown in (repr(cmd), str(cmd), cmd.summary()):
         assert SECRET not in shown
         assert "--basic_auth=***" in shown
+
+
+def test_broker_api_is_passed_and_its_password_never_shown(clean_env: pytest.MonkeyPatch) -> None:
+    url = f"http://monitor:{SECRET}@rabbitmq:15672/api/"
+    cmd = command(clean_env, FLOWER_BROKER_API=url)
+    assert options(cmd)["broker_api"] == url
+    assert all(is_flower_option(arg) for arg in cmd.argv)
+    for shown in (repr(cmd), cmd.summary()):
+        assert SECRET not in shown
+        assert "--broker_api=http://monitor:***@rabbitmq:15672/api/" in shown
+    assert "broker_api" not in options(command(clean_env, FLOWER_BROKER_API=""))
+
+
+def test_broker_api_must_be_an_http_url_and_is_not_echoed(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("FLOWER_BROKER_API", f"amqp://guest:{SECRET}@rabbitmq:5672//")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "FLOWER_BROKER_API" in str(error.value) and SECRET not in str(error.value)
 
 
 def test_redact_masks_only_secrets() -> None:
