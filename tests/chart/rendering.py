@@ -46,19 +46,28 @@ CREDENTIAL_ENV = re.compile(
 
 @dataclass(frozen=True)
 class ValuesSet:
-    """A named set of values: values files (in order) then overrides, as `helm -f a -f b --values -`.
+    """A named set of values: values files (in order) then overrides, as `helm -f a -f b --values -`,
+    rendered as `release` in `namespace`.
 
     Frozen and made of hashable parts so it is the key of the session's render cache."""
 
     name: str
     files: tuple[Path, ...] = ()
     overrides_json: str = "{}"
+    release: str = RELEASE
+    namespace: str = NAMESPACE
 
     @classmethod
     def of(
-        cls, name: str, files: Sequence[Path] = (), overrides: Mapping[str, Any] | None = None
+        cls,
+        name: str,
+        files: Sequence[Path] = (),
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        release: str = RELEASE,
+        namespace: str = NAMESPACE,
     ) -> ValuesSet:
-        return cls(name, tuple(files), json.dumps(overrides or {}, sort_keys=True))
+        return cls(name, tuple(files), json.dumps(overrides or {}, sort_keys=True), release, namespace)
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -67,7 +76,15 @@ class ValuesSet:
 
     def with_overrides(self, overrides: Mapping[str, Any], name: str | None = None) -> ValuesSet:
         label = name or f"{self.name}+{json.dumps(overrides, sort_keys=True)}"
-        return ValuesSet.of(label, self.files, deep_merge(self.overrides, overrides))
+        merged = deep_merge(self.overrides, overrides)
+        return ValuesSet.of(label, self.files, merged, release=self.release, namespace=self.namespace)
+
+    def as_release(self, release: str, namespace: str | None = None) -> ValuesSet:
+        """The same values rendered as another release (and namespace)."""
+        namespace = namespace or self.namespace
+        return ValuesSet(
+            f"{self.name}@{release}/{namespace}", self.files, self.overrides_json, release, namespace
+        )
 
     def helm_args(self) -> list[str]:
         args: list[str] = []
@@ -164,7 +181,8 @@ class Helm:
         return values.overrides_json.encode() if values.overrides else None
 
     def template(self, values: ValuesSet, kube_version: str) -> str:
-        args = ["template", RELEASE, str(CHART_DIR), "--namespace", NAMESPACE, "--kube-version", kube_version]
+        args = ["template", values.release, str(CHART_DIR), "--namespace", values.namespace]
+        args += ["--kube-version", kube_version]
         return self.run([*args, *values.helm_args()], self._stdin(values))
 
     def lint(self, values: ValuesSet) -> str:

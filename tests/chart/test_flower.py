@@ -4,6 +4,9 @@ path), basic auth from a Secret, persistence."""
 from __future__ import annotations
 
 import base64
+import importlib
+import re
+from typing import Any
 
 import pytest
 
@@ -12,11 +15,52 @@ from tests.chart.rendering import Manifest, RenderFn, chart_values, env_of, env_
 FLOWER_VALUES = chart_values()["flower"]
 HEALTH_FLOWER = ["taskqueue", "health", "flower"]
 INGRESS = {"enabled": True, "className": "nginx", "hosts": ["ops.example.com"]}
+INGRESS_PEERS = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+SCRAPERS = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+HTTP_PORT = [{"port": "http", "protocol": "TCP"}]
+#: Flower serves these without its basic auth: no Ingress may route them.
+UNAUTHENTICATED = ("metrics", "healthcheck")
+
+
+def with_ingress(**ingress: Any) -> dict[str, Any]:
+    """Flower behind the Ingress, its controller's namespace let in by the NetworkPolicy."""
+    return {"flower": {"ingress": {**INGRESS, **ingress}}, "networkPolicy": {"flowerFrom": INGRESS_PEERS}}
 
 
 def ingress_paths(manifest: Manifest) -> set[str]:
     ingress = manifest.one("Ingress", component="flower")
     return {path["path"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]}
+
+
+def ingress_routes(manifest: Manifest, request_path: str) -> bool:
+    """Whether some rule of the Flower Ingress matches the path, by the Ingress API's matching rules (the
+    same for every controller): Exact is string equality, Prefix an element-wise prefix of the path
+    split by "/"."""
+    ingress = manifest.one("Ingress", component="flower")
+    elements = [e for e in request_path.split("/") if e]
+    for rule in ingress["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            if path["pathType"] == "Exact" and path["path"] == request_path:
+                return True
+            if path["pathType"] == "Prefix":
+                prefix = [e for e in path["path"].split("/") if e]
+                if elements[: len(prefix)] == prefix:
+                    return True
+    return False
+
+
+def flower_routes(url_prefix: str) -> list[str]:
+    """A request path for every route of the installed Flower's URL map (flower.urls), under url_prefix,
+    as Flower itself rewrites them (the catch-all 404 handler left out)."""
+    urls = importlib.import_module("flower.urls")
+    paths = []
+    for handler in urls.handlers:
+        pattern = handler.regex.pattern if hasattr(handler, "regex") else handler[0]
+        if pattern.startswith(".*"):
+            continue
+        path = re.sub(r"\(\.[+*]\)", "x", pattern).replace("/?", "").rstrip("$")
+        paths.append(f"/{url_prefix}{path}" if url_prefix else path)
+    return paths
 
 
 def test_flower_runs_taskqueue_flower_with_health_probes(default_manifest: Manifest) -> None:
@@ -59,10 +103,12 @@ def test_no_ingress_by_default(default_manifest: Manifest) -> None:
     [("/", ""), ("/flower", "flower"), ("/flower/", "flower"), ("/ops/flower", "ops/flower")],
 )
 def test_ingress_path_url_prefix_and_probe_agree(render: RenderFn, path: str, prefix: str) -> None:
-    manifest = render({"flower": {"ingress": {**INGRESS, "path": path}}})
+    manifest = render(with_ingress(path=path))
     container = manifest.container("flower")
     assert env_value(container, "FLOWER_URL_PREFIX") == prefix
-    assert ingress_paths(manifest) == {"/" + prefix}
+    root = f"/{prefix}/" if prefix else "/"
+    assert root in ingress_paths(manifest)
+    assert {p.rsplit("/", 1)[0] + "/" for p in ingress_paths(manifest)} == {root}
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         handler = container[probe]
         if "httpGet" in handler:  # a direct HTTP probe must use the same prefix
@@ -73,20 +119,61 @@ def test_ingress_path_url_prefix_and_probe_agree(render: RenderFn, path: str, pr
 
 def test_ingress_routes_to_the_flower_service(render: RenderFn) -> None:
     tls = [{"secretName": "flower-tls", "hosts": ["ops.example.com"]}]
-    manifest = render({"flower": {"ingress": {**INGRESS, "path": "/flower", "tls": tls}}})
+    manifest = render(with_ingress(path="/flower", tls=tls))
     ingress = manifest.one("Ingress", component="flower")
     service = manifest.one("Service", component="flower")
     assert ingress["spec"]["ingressClassName"] == "nginx"
     assert ingress["spec"]["tls"] == tls
     (rule,) = ingress["spec"]["rules"]
     assert rule["host"] == "ops.example.com"
-    (backend_path,) = rule["http"]["paths"]
-    backend = backend_path["backend"]["service"]
-    assert backend["name"] == service["metadata"]["name"]
-    assert (
-        backend["port"].get("name") == service["spec"]["ports"][0]["name"]
-        or backend["port"].get("number") == service["spec"]["ports"][0]["port"]
-    )
+    for backend_path in rule["http"]["paths"]:
+        backend = backend_path["backend"]["service"]
+        assert backend["name"] == service["metadata"]["name"]
+        assert backend["port"] == {"name": service["spec"]["ports"][0]["name"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix"), [("/", ""), ("/flower", "flower"), ("/ops/flower/", "ops/flower")]
+)
+def test_ingress_routes_every_flower_page_but_its_unauthenticated_ones(
+    render: RenderFn, path: str, prefix: str
+) -> None:
+    """Flower answers /metrics (and /healthcheck) without basic auth: the Ingress must not route them,
+    for any controller, while every page, API call and static file of the UI stays reachable."""
+    manifest = render(with_ingress(path=path))
+    routes = flower_routes(prefix)
+    assert len(routes) > 20, routes
+    unauthenticated = {f"/{prefix}/{name}" if prefix else f"/{name}" for name in UNAUTHENTICATED}
+    assert unauthenticated <= set(routes), "Flower's URL map changed: review what the Ingress routes"
+    routed = {route for route in routes if ingress_routes(manifest, route)}
+    assert routed == set(routes) - unauthenticated
+    assert not ingress_routes(manifest, f"/{prefix}/metrics/" if prefix else "/metrics/")
+
+
+def flower_policy_rules(manifest: Manifest) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = manifest.one("NetworkPolicy", component="flower")["spec"]["ingress"]
+    return rules
+
+
+def test_flower_port_is_closed_by_default(default_manifest: Manifest) -> None:
+    """/metrics shares Flower's port: no source may reach it unless a value lets it in (a rule without
+    peers would admit every source)."""
+    assert flower_policy_rules(default_manifest) == []
+
+
+def test_flower_port_admits_the_ingress_controller_and_the_scrapers(render: RenderFn) -> None:
+    manifest = render({"networkPolicy": {"flowerFrom": INGRESS_PEERS, "metricsFrom": SCRAPERS}})
+    assert flower_policy_rules(manifest) == [
+        {"from": INGRESS_PEERS, "ports": HTTP_PORT},
+        {"from": SCRAPERS, "ports": HTTP_PORT},
+    ]
+
+
+def test_scrapers_reach_flower_and_rabbitmq_metrics(render: RenderFn) -> None:
+    manifest = render({"networkPolicy": {"metricsFrom": SCRAPERS}})
+    assert flower_policy_rules(manifest) == [{"from": SCRAPERS, "ports": HTTP_PORT}]
+    broker_rules = manifest.one("NetworkPolicy", component="rabbitmq")["spec"]["ingress"]
+    assert {"from": SCRAPERS, "ports": [{"port": "metrics", "protocol": "TCP"}]} in broker_rules
 
 
 def test_basic_auth_comes_from_a_secret(default_manifest: Manifest) -> None:

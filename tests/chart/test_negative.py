@@ -150,3 +150,109 @@ def test_bad_value_is_refused_naming_the_key(
     stderr = render_error(overrides)
     missing = [key for key in keys if not names_key(stderr, key)]
     assert not missing, f"refused, but the error does not name {missing}:\n{stderr}"
+
+
+# (id, overrides, fragments the one error message must contain: the key, the value, and the reason)
+REFUSED_WITH_REASON: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
+    (
+        "empty-rabbitmq-tag",
+        dotted("rabbitmq.image.tag", ""),
+        ("rabbitmq.image.tag must not be empty", "it would render `rabbitmq:`"),
+    ),
+    (
+        "two-node-cluster",
+        dotted("rabbitmq.replicaCount", 2),
+        ("rabbitmq.replicaCount=2 is refused: two nodes cannot keep a quorum through the loss of one",),
+    ),
+    (
+        "broker-pdb-takes-a-quorum-of-3",
+        dotted("rabbitmq", {"replicaCount": 3, "pdb": {"maxUnavailable": 2}}),
+        ("rabbitmq.pdb.maxUnavailable (2, i.e. 2 of 3 nodes) lets a drain take down a quorum", "= 1 node(s)"),
+    ),
+    (
+        "broker-pdb-percent-takes-a-quorum-of-5",
+        dotted("rabbitmq", {"replicaCount": 5, "pdb": {"maxUnavailable": "50%"}}),
+        (
+            "rabbitmq.pdb.maxUnavailable (50%, i.e. 3 of 5 nodes) lets a drain take down a quorum",
+            "= 2 node(s)",
+        ),
+    ),
+    (
+        "broker-pdb-blocks-drains",
+        dotted("rabbitmq", {"replicaCount": 3, "pdb": {"maxUnavailable": 0}}),
+        ("rabbitmq.pdb.maxUnavailable (0) must let at least one node be evicted: 0 blocks every node drain",),
+    ),
+    (
+        "worker-pdb-blocks-drains",
+        dotted("worker.pdb.maxUnavailable", 0),
+        ("worker.pdb.maxUnavailable (0) must let at least one worker be evicted: 0 blocks every node drain",),
+    ),
+    (
+        "worker-pdb-zero-percent",
+        dotted("worker.pdb.maxUnavailable", "0%"),
+        ("worker.pdb.maxUnavailable (0%) must let at least one worker be evicted",),
+    ),
+    (
+        "exposed-flower-without-flower-from",
+        dotted("flower.ingress.enabled", True),
+        ("networkPolicy.flowerFrom must list who reaches Flower", "serves /metrics without authentication"),
+    ),
+    (
+        "load-balanced-flower-without-flower-from",
+        dotted("flower.service.type", "LoadBalancer"),
+        ("networkPolicy.flowerFrom must list who reaches Flower", "flower.service.type=LoadBalancer"),
+    ),
+    (
+        "cluster-domain-too-long-for-node-names",
+        dotted("clusterDomain", ".".join(["d" * 60] * 4)),
+        ("clusterDomain (", "is too long for the RabbitMQ node names"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragments"),
+    [(o, f) for _, o, f in REFUSED_WITH_REASON],
+    ids=[i for i, _, _ in REFUSED_WITH_REASON],
+)
+def test_refused_with_the_key_and_the_reason(
+    render_error: RenderErrorFn, overrides: dict[str, Any], fragments: tuple[str, ...]
+) -> None:
+    """Values the schema accepts but the release could not live with: one message per problem, naming the
+    key and why (not a bare schema `'not' failed`)."""
+    stderr = render_error(overrides)
+    missing = [fragment for fragment in fragments if fragment not in stderr]
+    assert not missing, f"refused, but the message lacks {missing}:\n{stderr}"
+    assert "'not' failed" not in stderr
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dotted("rabbitmq", {"replicaCount": 3, "pdb": {"maxUnavailable": 1}}),
+        dotted("rabbitmq", {"replicaCount": 5, "pdb": {"maxUnavailable": 2}}),
+        dotted("rabbitmq", {"replicaCount": 3, "pdb": {"maxUnavailable": "33%"}}),
+        dotted("worker.pdb.maxUnavailable", "25%"),
+        dotted("rabbitmq.image", {"tag": "", "digest": "sha256:" + "b" * 64}),
+    ],
+    ids=["3-nodes-1", "5-nodes-2", "3-nodes-33-percent", "worker-25-percent", "digest-without-tag"],
+)
+def test_the_limits_themselves_render(render: Any, overrides: dict[str, Any]) -> None:
+    assert render(overrides).objects
+
+
+def test_every_problem_is_reported_at_once(render_error: RenderErrorFn) -> None:
+    """One render lists every problem, so a values file is fixed in one go."""
+    overrides = deep_merge(
+        deep_merge(dotted("rabbitmq.replicaCount", 2), dotted("worker.pdb.maxUnavailable", 0)),
+        deep_merge(dotted("rabbitmq.auth.username", "guest"), dotted("rabbitmq.image.tag", "")),
+    )
+    stderr = render_error(overrides)
+    assert "4 value problem(s)" in stderr
+    for key in (
+        "rabbitmq.replicaCount=2",
+        "worker.pdb.maxUnavailable",
+        "rabbitmq.auth.username",
+        "rabbitmq.image.tag",
+    ):
+        assert f"\n- {key}" in stderr, key

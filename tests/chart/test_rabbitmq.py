@@ -101,10 +101,8 @@ def test_probes_use_rabbitmq_diagnostics(default_manifest: Manifest) -> None:
         assert command[0] == "rabbitmq-diagnostics", f"{probe}: {command}"
 
 
-def test_broker_service_keeps_the_original_name_and_port(default_manifest: Manifest) -> None:
+def test_broker_service_serves_amqp_management_and_metrics(default_manifest: Manifest) -> None:
     service = default_manifest.broker_service()
-    # The original's discovery variable RABBITMQ_SERVICE_SERVICE_HOST comes from this name.
-    assert service["metadata"]["name"] == "rabbitmq-service"
     amqp = next(p for p in service["spec"]["ports"] if p["name"] == "amqp")
     assert amqp["port"] == 5672
     statefulset = default_manifest.workload("rabbitmq")
@@ -120,13 +118,6 @@ def test_broker_service_name_override(render: RenderFn) -> None:
     assert manifest.broker_service()["metadata"]["name"] == "broker"
     host = env_value(manifest.container("worker"), "RABBITMQ_SERVICE_SERVICE_HOST")
     assert host.split(".")[:2] == ["broker", NAMESPACE]
-
-
-def test_empty_broker_service_name_is_release_scoped(render: RenderFn) -> None:
-    """Two releases in one namespace must not both claim `rabbitmq-service`."""
-    manifest = render({"rabbitmq": {"service": {"name": ""}}})
-    name = manifest.broker_service()["metadata"]["name"]
-    assert name != "rabbitmq-service" and name.startswith("tq-")
 
 
 def test_headless_service_governs_the_statefulset(default_manifest: Manifest) -> None:
@@ -370,26 +361,52 @@ def test_prestop_wait_leaves_time_for_the_orderly_shutdown(render: RenderFn, gra
     assert 0 < wait < grace and grace - wait >= min(30, grace // 2)
 
 
-def test_two_node_cluster_is_refused(render_error: RenderErrorFn) -> None:
-    """2 nodes have no majority once one is down: pause_minority pauses the survivor."""
-    stderr = render_error({"rabbitmq": {"replicaCount": 2}})
-    assert "rabbitmq.replicaCount" in stderr or "/rabbitmq/replicaCount" in stderr
-
-
 def test_scale_down_of_a_running_cluster_is_guarded() -> None:
     """A StatefulSet scale-down leaves the removed nodes as cluster members and quorum queue replicas: the
-    StatefulSet template refuses it against a live release (lookup) unless rabbitmq.allowScaleDown."""
-    statefulset = (CHART_DIR / "templates" / "rabbitmq-statefulset.yaml").read_text()
-    assert 'include "celery-rabbitmq.rabbitmq.validateScaleDown"' in statefulset
-    helpers = (CHART_DIR / "templates" / "_rabbitmq.tpl").read_text()
-    guard = re.search(
-        r'define "celery-rabbitmq.rabbitmq.validateScaleDown".*?{{- end -}}\s*{{- end -}}', helpers, re.S
-    )
-    assert guard, "validateScaleDown helper missing"
-    assert 'lookup "apps/v1" "StatefulSet"' in guard.group(0) and "allowScaleDown" in guard.group(0)
-    assert "fail" in guard.group(0) and "rabbitmq.replicaCount" in guard.group(0)
+    validation refuses it against a live release (lookup) unless rabbitmq.allowScaleDown."""
+    rules = (CHART_DIR / "templates" / "_validate.tpl").read_text()
+    guard = re.search(r"if and \(not \$r\.allowScaleDown\).*?{{- end -}}\s*{{- end -}}", rules, re.S)
+    assert guard, "the scale-down rule is gone from _validate.tpl"
+    assert 'lookup "apps/v1" "StatefulSet"' in guard.group(0)
+    assert "$e = append $e" in guard.group(0) and "rabbitmq.replicaCount" in guard.group(0)
 
 
 def test_allow_scale_down_renders(render: RenderFn) -> None:
     manifest = render({"rabbitmq": {"replicaCount": 1, "allowScaleDown": True}})
     assert manifest.workload("rabbitmq")["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize(
+    ("limit", "watermark"),
+    [
+        ("512Mi", 322122547),  # floor(0.6 * 536870912)
+        ("1Gi", 644245094),  # floor(0.6 * 1073741824)
+        ("1G", 600000000),
+        ("500M", 300000000),
+        ("1.5Gi", 966367641),  # floor(0.6 * 1610612736)
+        ("4Gi", 2576980377),
+        (1073741824, 644245094),  # a plain number of bytes
+    ],
+)
+def test_memory_watermark_is_absolute_from_the_memory_limit(
+    render: RenderFn, limit: str | int, watermark: int
+) -> None:
+    """RabbitMQ may not see the container's cgroup limit (and would take the node's memory for a relative
+    watermark): the chart writes memoryHighWatermark x the container's memory limit, in bytes."""
+    manifest = render({"rabbitmq": {"resources": {"limits": {"memory": limit}}}})
+    conf = rabbitmq_conf(manifest)
+    assert conf["vm_memory_high_watermark.absolute"] == str(watermark)
+    assert "vm_memory_high_watermark.relative" not in conf
+    container = manifest.container("rabbitmq", "rabbitmq")
+    assert container["resources"]["limits"]["memory"] == limit
+
+
+def test_memory_watermark_follows_the_fraction(render: RenderFn) -> None:
+    manifest = render({"rabbitmq": {"memoryHighWatermark": 0.4, "resources": {"limits": {"memory": "2Gi"}}}})
+    assert rabbitmq_conf(manifest)["vm_memory_high_watermark.absolute"] == str(int(0.4 * 2 * 1024**3))
+
+
+def test_broker_without_memory_limit_is_refused(render_error: RenderErrorFn) -> None:
+    stderr = render_error({"rabbitmq": {"resources": {"limits": {"memory": None}}}})
+    assert "rabbitmq.resources.limits.memory is required" in stderr
+    assert "vm_memory_high_watermark.absolute" in stderr

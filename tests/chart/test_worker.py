@@ -153,6 +153,40 @@ def test_keda_with_external_broker_user(render: RenderFn) -> None:
         assert by_parameter == {"username": user_ref, "password": {"name": "mq-creds", "key": "pw"}}, extra
 
 
+AMQP_PORT = [{"port": "amqp", "protocol": "TCP"}]
+
+
+def keda_operator_rules(manifest: Manifest) -> list[dict[str, object]]:
+    """The broker NetworkPolicy's ingress rules whose peers are outside this release's own pods."""
+    policy = manifest.one("NetworkPolicy", component="rabbitmq")
+    return [rule for rule in policy["spec"]["ingress"] if any("namespaceSelector" in p for p in rule["from"])]
+
+
+def test_keda_operator_reaches_the_broker_through_the_network_policy(render: RenderFn) -> None:
+    """KEDA's operator opens the AMQP connection of the queue-length query (trigger protocol amqp): with
+    the default NetworkPolicy it must be let in, else scaling silently never happens."""
+    manifest = render({"worker": {"keda": {"enabled": True}}})
+    (trigger,) = manifest.one("ScaledObject", component="worker")["spec"]["triggers"]
+    assert trigger["metadata"]["protocol"] == "amqp"
+    keda_peer = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}},
+        "podSelector": {"matchLabels": {"app": "keda-operator"}},
+    }
+    assert keda_operator_rules(manifest) == [{"from": [keda_peer], "ports": AMQP_PORT}]
+
+
+def test_keda_operator_elsewhere(render: RenderFn) -> None:
+    manifest = render(
+        {"worker": {"keda": {"enabled": True, "operatorNamespace": "scaling", "operatorPodLabels": None}}}
+    )
+    namespace_only = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "scaling"}}}
+    assert keda_operator_rules(manifest) == [{"from": [namespace_only], "ports": AMQP_PORT}]
+
+
+def test_no_keda_no_operator_rule(default_manifest: Manifest) -> None:
+    assert keda_operator_rules(default_manifest) == []
+
+
 def test_keda_explicit_cooldown_honoured(render: RenderFn) -> None:
     manifest = render({"worker": {"keda": {"enabled": True, "cooldownPeriod": 900}}})
     assert manifest.one("ScaledObject")["spec"]["cooldownPeriod"] == 900

@@ -6,23 +6,55 @@ Names, labels, images and the blocks shared by the worker, producer, Flower and 
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{- define "celery-rabbitmq.fullname" -}}
+{{/*
+The unbounded base of every object name: fullnameOverride, else <release>-<chart name> (the release
+alone when it already contains the chart name). Never used as is: see boundedName.
+*/}}
+{{- define "celery-rabbitmq.baseName" -}}
 {{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- .Values.fullnameOverride -}}
 {{- else -}}
 {{- $name := default .Chart.Name .Values.nameOverride -}}
 {{- if contains $name .Release.Name -}}
-{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- .Release.Name -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
 
-{{/* <fullname>-<suffix>, kept within 63 characters. Args: ctx, suffix. */}}
+{{/*
+<base>-<suffix> in at most `max` characters, a DNS-1035 label (Service names need one; every name gets the
+same base, so objects of a release share their prefix). Release names may be 53 characters, start with a
+digit or hold dots: when the base has to change (cut to fit, dots made dashes, "r-" put before a leading
+digit), it is cut further and "-<5 hex of sha256(base)>" appended, so two releases whose long names differ
+only past the cut still get different names. The suffix is never cut, names never end in "-".
+Names that already fit are unchanged (upgrades keep their objects). Args: ctx, suffix ("" for none), max.
+*/}}
+{{- define "celery-rabbitmq.boundedName" -}}
+{{- $raw := include "celery-rabbitmq.baseName" .ctx -}}
+{{- $base := replace "." "-" $raw -}}
+{{- if regexMatch "^[0-9]" $base -}}
+{{- $base = printf "r-%s" $base -}}
+{{- end -}}
+{{- $tail := ternary "" (printf "-%s" .suffix) (empty .suffix) -}}
+{{- $room := sub (int .max) (len $tail) | int -}}
+{{- if and (eq $base $raw) (le (len $base) $room) -}}
+{{- printf "%s%s" $base $tail -}}
+{{- else -}}
+{{- $cut := regexReplaceAll "-+$" (trunc (sub $room 6 | int) $base) "" -}}
+{{- printf "%s-%s%s" $cut (sha256sum $raw | trunc 5) $tail -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The full name (default ServiceAccount name, and the prefix of every other name), <= 63 characters. */}}
+{{- define "celery-rabbitmq.fullname" -}}
+{{- include "celery-rabbitmq.boundedName" (dict "ctx" . "suffix" "" "max" 63) -}}
+{{- end -}}
+
+{{/* <fullname>-<suffix> within `max` characters (default 63, a DNS label). Args: ctx, suffix, max. */}}
 {{- define "celery-rabbitmq.componentName" -}}
-{{- $full := include "celery-rabbitmq.fullname" .ctx -}}
-{{- printf "%s-%s" ($full | trunc (int (sub 62 (len .suffix)))) .suffix | trimSuffix "-" -}}
+{{- include "celery-rabbitmq.boundedName" (dict "ctx" .ctx "suffix" .suffix "max" (.max | default 63)) -}}
 {{- end -}}
 
 {{- define "celery-rabbitmq.chart" -}}
@@ -72,22 +104,38 @@ Args: ctx, component, values (the component's values). */}}
 {{- toYaml (merge $labels (.values.podLabels | default dict)) -}}
 {{- end -}}
 
-{{/* repository:tag[@digest]. Args: the image values, default tag. */}}
+{{/*
+[registry/]repository[:tag][@digest]. global.imageRegistry, when set, replaces the registry the repository
+names (a first path component with "." or ":", or localhost), else goes in front of it. An empty tag
+falls back to defaultTag; with neither, only a digest can name the image (_validate.tpl refuses the rest).
+Args: ctx, image (the image values), defaultTag.
+*/}}
 {{- define "celery-rabbitmq.imageRef" -}}
-{{- $tag := .image.tag | default .defaultTag -}}
-{{- if .image.digest -}}
-{{- printf "%s:%s@%s" .image.repository $tag .image.digest -}}
-{{- else -}}
-{{- printf "%s:%s" .image.repository $tag -}}
+{{- $repository := .image.repository -}}
+{{- with ((.ctx.Values.global | default dict).imageRegistry) -}}
+{{- $parts := splitn "/" 2 $repository -}}
+{{- if and $parts._1 (regexMatch "[.:]|^localhost$" $parts._0) -}}
+{{- $repository = $parts._1 -}}
 {{- end -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository -}}
+{{- end -}}
+{{- $tag := .image.tag | default .defaultTag -}}
+{{- $ref := $repository -}}
+{{- if $tag -}}
+{{- $ref = printf "%s:%s" $ref $tag -}}
+{{- end -}}
+{{- if .image.digest -}}
+{{- $ref = printf "%s@%s" $ref .image.digest -}}
+{{- end -}}
+{{- $ref -}}
 {{- end -}}
 
 {{- define "celery-rabbitmq.image" -}}
-{{- include "celery-rabbitmq.imageRef" (dict "image" .Values.image "defaultTag" .Chart.AppVersion) -}}
+{{- include "celery-rabbitmq.imageRef" (dict "ctx" . "image" .Values.image "defaultTag" .Chart.AppVersion) -}}
 {{- end -}}
 
 {{- define "celery-rabbitmq.rabbitmq.image" -}}
-{{- include "celery-rabbitmq.imageRef" (dict "image" .Values.rabbitmq.image "defaultTag" "") -}}
+{{- include "celery-rabbitmq.imageRef" (dict "ctx" . "image" .Values.rabbitmq.image "defaultTag" "") -}}
 {{- end -}}
 
 {{- define "celery-rabbitmq.serviceAccountName" -}}
@@ -100,8 +148,14 @@ Args: ctx, component, values (the component's values). */}}
 
 {{/* ---------------------------------------------------------------- RabbitMQ names */}}
 
+{{/*
+The StatefulSet's name, and that of the broker's ConfigMap, Secret, NetworkPolicy, PDB, ServiceAccount
+and default Service: at most 52 characters, because the controller labels each revision with
+controller-revision-hash=<name>-<10-character hash>, a label value (<= 63). Its pods are <name>-<ordinal>
+(<= 55, valid hostnames); its PVCs data-<name>-<ordinal>.
+*/}}
 {{- define "celery-rabbitmq.rabbitmq.fullname" -}}
-{{- include "celery-rabbitmq.componentName" (dict "ctx" . "suffix" "rabbitmq") -}}
+{{- include "celery-rabbitmq.componentName" (dict "ctx" . "suffix" "rabbitmq" "max" 52) -}}
 {{- end -}}
 
 {{- define "celery-rabbitmq.rabbitmq.headlessName" -}}
@@ -484,4 +538,48 @@ FLOWER_URL_PREFIX, so Flower, the Ingress path and the probe path always agree. 
 - name: FLOWER_ALLOW_UNAUTHENTICATED
   value: "true"
 {{- end }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- generated credentials */}}
+
+{{/*
+The Secrets holding a generated value (no explicit value, no existing Secret), as the secrets hook's plan
+(files/create-secrets.py): name, labels, literal keys, generated keys with their length, derived keys.
+No secret material: the values are made by the hook, inside the cluster. JSON list.
+*/}}
+{{- define "celery-rabbitmq.secrets.generated" -}}
+{{- $plan := list -}}
+{{- $r := .Values.rabbitmq -}}
+{{- $f := .Values.flower -}}
+{{- /* Not app.kubernetes.io/instance: Argo CD's label tracking would take the Secrets for its own,
+extraneous objects and prune them. */ -}}
+{{- $labels := dict "app.kubernetes.io/name" (include "celery-rabbitmq.name" .) "app.kubernetes.io/part-of" (include "celery-rabbitmq.name" .) "celery-rabbitmq/release" .Release.Name -}}
+{{- if $r.enabled -}}
+{{- if and (not $r.auth.existingSecret) (not $r.auth.password) -}}
+{{- $plan = append $plan (dict "name" (include "celery-rabbitmq.rabbitmq.secretName" .) "labels" (merge (dict "app.kubernetes.io/component" "rabbitmq") $labels) "literal" (dict $r.auth.usernameKey $r.auth.username) "generated" (dict $r.auth.passwordKey 32)) -}}
+{{- end -}}
+{{- if and (not $r.auth.existingErlangCookieSecret) (not $r.auth.erlangCookie) -}}
+{{- $plan = append $plan (dict "name" (include "celery-rabbitmq.rabbitmq.cookieSecretName" .) "labels" (merge (dict "app.kubernetes.io/component" "rabbitmq") $labels) "generated" (dict $r.auth.erlangCookieKey 64)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $f.enabled $f.auth.enabled (not $f.auth.existingSecret) (not $f.auth.password) -}}
+{{- $plan = append $plan (dict "name" (include "celery-rabbitmq.flower.secretName" .) "labels" (merge (dict "app.kubernetes.io/component" "flower") $labels) "literal" (dict "username" $f.auth.username) "generated" (dict "password" 24) "derived" (dict "basic-auth" "{username}:{password}")) -}}
+{{- end -}}
+{{- toJson $plan -}}
+{{- end -}}
+
+{{/* The secrets hook's plan: the generated Secrets with secrets.mode=hook, else none. JSON list. */}}
+{{- define "celery-rabbitmq.secrets.hookPlan" -}}
+{{- if eq .Values.secrets.mode "hook" -}}
+{{- include "celery-rabbitmq.secrets.generated" . -}}
+{{- else -}}
+[]
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the secrets hook creates the Secret named `name` (so the chart must not render it). Args: ctx, name. */}}
+{{- define "celery-rabbitmq.secrets.byHook" -}}
+{{- range (include "celery-rabbitmq.secrets.hookPlan" .ctx | fromJsonArray) -}}
+{{- if eq .name $.name -}}true{{- end -}}
+{{- end -}}
 {{- end -}}

@@ -25,7 +25,11 @@ log.file = false
 loopback_users.guest = true
 # Metrics come from the Prometheus plugin; the management UI keeps working without the collector.
 management_agent.disable_metrics_collector = true
-vm_memory_high_watermark.relative = {{ $r.memoryHighWatermark }}
+{{- with include "celery-rabbitmq.rabbitmq.memoryWatermarkBytes" . }}
+# rabbitmq.memoryHighWatermark x rabbitmq.resources.limits.memory: RabbitMQ may not see the container's
+# memory limit (cgroup) and would take the node's memory for the relative watermark.
+vm_memory_high_watermark.absolute = {{ . }}
+{{- end }}
 disk_free_limit.absolute = {{ $r.diskFreeLimit }}
 # Late acks: must exceed the longest time a message stays unacked by a worker,
 # (worker.prefetchMultiplier * worker.taskTimeLimit + rabbitmq.consumerTimeoutMarginSeconds) s,
@@ -62,19 +66,25 @@ after, without the orderly shutdown (queue/WAL flush) that SIGTERM triggers. Kee
 {{- end -}}
 
 {{/*
-Refuse an upgrade that removes nodes from a running cluster. A StatefulSet scale-down stops pods, but
-RabbitMQ keeps them as cluster members and as quorum queue replicas: going from 3 to 1 node leaves every
-quorum queue without a majority. Shrinking needs `rabbitmq-queues shrink` / `rabbitmqctl
-forget_cluster_node` first, then rabbitmq.allowScaleDown=true. Stopping all nodes (0) stays allowed.
-lookup is empty under `helm template`, so this only acts against a live release.
+A Kubernetes quantity (512Mi, 1Gi, 1G, 500M, 1.5Gi, 1073741824) in bytes, rounded up as the kubelet
+does; "" when absent or not a quantity. Args: the quantity.
 */}}
-{{- define "celery-rabbitmq.rabbitmq.validateScaleDown" -}}
-{{- $r := .Values.rabbitmq -}}
-{{- if and $r.enabled (not $r.allowScaleDown) (gt (int $r.replicaCount) 0) -}}
-{{- $existing := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "celery-rabbitmq.rabbitmq.fullname" .) | default dict -}}
-{{- $current := int (dig "spec" "replicas" 0 $existing) -}}
-{{- if lt (int $r.replicaCount) $current -}}
-{{- fail (printf "rabbitmq.replicaCount: scaling the RabbitMQ cluster down from %d to %d nodes would leave quorum queues without a majority; remove the nodes from the cluster first (rabbitmq-queues shrink, rabbitmqctl forget_cluster_node), then set rabbitmq.allowScaleDown=true" $current (int $r.replicaCount)) -}}
+{{- define "celery-rabbitmq.quantityBytes" -}}
+{{- $pattern := "^([0-9]+(\\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$" -}}
+{{- $factors := dict "" 1.0 "m" 0.001 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 -}}
+{{- if or (kindIs "float64" .) (kindIs "int" .) (kindIs "int64" .) -}}
+{{- printf "%.0f" (ceil (float64 .)) -}}
+{{- else if and (kindIs "string" .) (regexMatch $pattern .) -}}
+{{- $number := float64 (regexReplaceAll $pattern . "${1}") -}}
+{{- $factor := get $factors (regexReplaceAll $pattern . "${3}") -}}
+{{- printf "%.0f" (ceil (mulf $number $factor)) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* vm_memory_high_watermark.absolute in bytes: floor(memoryHighWatermark x the memory limit); "" without a limit. */}}
+{{- define "celery-rabbitmq.rabbitmq.memoryWatermarkBytes" -}}
+{{- $r := .Values.rabbitmq -}}
+{{- with include "celery-rabbitmq.quantityBytes" (dig "limits" "memory" "" ($r.resources | default dict)) -}}
+{{- printf "%.0f" (floor (mulf (float64 .) (float64 $r.memoryHighWatermark))) -}}
 {{- end -}}
 {{- end -}}

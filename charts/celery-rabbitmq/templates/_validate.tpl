@@ -1,89 +1,147 @@
 {{/*
-Cross-field rules the schema cannot express. Each failure names the key(s) to change.
-Rendered from templates/validate.yaml so it runs for every render.
+Every rule the schema cannot express, in one place. Each problem names the key(s) to change and why; all
+problems of a render are collected and reported together by one fail. Rendered from templates/validate.yaml
+so it runs for every render.
 */}}
 {{- define "celery-rabbitmq.validate" -}}
 {{- $v := .Values -}}
 {{- $w := $v.worker -}}
+{{- $r := $v.rabbitmq -}}
+{{- $e := list -}}
+
+{{- /* Images */ -}}
+{{- if and $r.enabled (not $r.image.tag) (not $r.image.digest) -}}
+  {{- $e = append $e "rabbitmq.image.tag must not be empty: the RabbitMQ image has no default tag here (it would render `rabbitmq:`); pin a tag such as 4.1.4-management, or set rabbitmq.image.digest" -}}
+{{- end -}}
 
 {{- /* Broker */ -}}
-{{- if $v.rabbitmq.enabled -}}
-  {{- if eq (lower $v.rabbitmq.auth.username) "guest" -}}
-    {{- fail "rabbitmq.auth.username must not be \"guest\": RabbitMQ refuses guest from other hosts; choose another user" -}}
+{{- if $r.enabled -}}
+  {{- if eq (lower $r.auth.username) "guest" -}}
+    {{- $e = append $e "rabbitmq.auth.username must not be \"guest\": RabbitMQ refuses guest from other hosts; choose another user" -}}
   {{- end -}}
-  {{- if eq $v.rabbitmq.auth.usernameKey $v.rabbitmq.auth.passwordKey -}}
-    {{- fail "rabbitmq.auth.usernameKey must differ from rabbitmq.auth.passwordKey: the user and the password are separate keys of the broker Secret" -}}
+  {{- if eq $r.auth.usernameKey $r.auth.passwordKey -}}
+    {{- $e = append $e "rabbitmq.auth.usernameKey must differ from rabbitmq.auth.passwordKey: the user and the password are separate keys of the broker Secret" -}}
   {{- end -}}
   {{- if or $v.externalBroker.host $v.externalBroker.existingSecret $v.externalBroker.urlKey -}}
-    {{- fail "externalBroker is set but rabbitmq.enabled is true: set rabbitmq.enabled=false to use the external broker, or clear externalBroker" -}}
+    {{- $e = append $e "externalBroker is set but rabbitmq.enabled is true: set rabbitmq.enabled=false to use the external broker, or clear externalBroker" -}}
+  {{- end -}}
+  {{- $n := int $r.replicaCount -}}
+  {{- if eq $n 2 -}}
+    {{- $e = append $e "rabbitmq.replicaCount=2 is refused: two nodes cannot keep a quorum through the loss of one (a majority of 2 is 2, so pause_minority pauses the survivor and quorum queues stop); use 1, or 3 or more (odd counts preferred)" -}}
+  {{- end -}}
+  {{- if and (gt $n 2) $r.pdb.enabled -}}
+    {{- $mu := $r.pdb.maxUnavailable -}}
+    {{- $down := 0 -}}
+    {{- if kindIs "string" $mu -}}
+      {{- /* A percentage: the disruption controller rounds it up. */ -}}
+      {{- $down = div (add (mul $n (int (trimSuffix "%" $mu))) 99) 100 -}}
+    {{- else -}}
+      {{- $down = int $mu -}}
+    {{- end -}}
+    {{- $majorityKeeps := div (sub $n 1) 2 -}}
+    {{- if lt (int $down) 1 -}}
+      {{- $e = append $e (printf "rabbitmq.pdb.maxUnavailable (%v) must let at least one node be evicted: 0 blocks every node drain (cluster upgrades never finish)" $mu) -}}
+    {{- else if gt (int $down) (int $majorityKeeps) -}}
+      {{- $e = append $e (printf "rabbitmq.pdb.maxUnavailable (%v, i.e. %d of %d nodes) lets a drain take down a quorum: quorum queues and pause_minority need a majority up, so at most (replicaCount - 1) / 2 = %d node(s) may be unavailable" $mu (int $down) $n (int $majorityKeeps)) -}}
+    {{- end -}}
+  {{- end -}}
+  {{- if not (include "celery-rabbitmq.quantityBytes" (dig "limits" "memory" "" ($r.resources | default dict))) -}}
+    {{- $e = append $e "rabbitmq.resources.limits.memory is required (a quantity such as 1Gi): the broker's memory high watermark is rabbitmq.memoryHighWatermark x this limit in bytes (vm_memory_high_watermark.absolute), because RabbitMQ may not detect a container's memory limit itself" -}}
+  {{- end -}}
+  {{- /* Erlang node names: rabbit@<pod>.<headless Service>.<namespace>.svc.<clusterDomain>. The chart bounds
+  its own names; the namespace and clusterDomain can still push the name past DNS (253) or Erlang (255). */ -}}
+  {{- $pod := printf "%s-%d" (include "celery-rabbitmq.rabbitmq.fullname" .) (max 0 (sub $n 1)) -}}
+  {{- $host := printf "%s.%s.%s.svc.%s" $pod (include "celery-rabbitmq.rabbitmq.headlessName" .) .Release.Namespace $v.clusterDomain -}}
+  {{- if or (gt (len $host) 253) (gt (len (printf "rabbit@%s" $host)) 255) -}}
+    {{- $e = append $e (printf "clusterDomain (%q) is too long for the RabbitMQ node names: %s has %d characters, DNS allows 253" $v.clusterDomain $host (len $host)) -}}
+  {{- end -}}
+  {{- /* Refuse an upgrade that removes nodes from a running cluster: removed nodes stay cluster members and
+  quorum queue replicas. lookup is empty under `helm template`, so this only acts against a live release. */ -}}
+  {{- if and (not $r.allowScaleDown) (gt $n 0) -}}
+    {{- $existing := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "celery-rabbitmq.rabbitmq.fullname" .) | default dict -}}
+    {{- $current := int (dig "spec" "replicas" 0 $existing) -}}
+    {{- if lt $n $current -}}
+      {{- $e = append $e (printf "rabbitmq.replicaCount: scaling the RabbitMQ cluster down from %d to %d nodes would leave quorum queues without a majority; remove the nodes from the cluster first (rabbitmq-queues shrink, rabbitmqctl forget_cluster_node), then set rabbitmq.allowScaleDown=true" $current $n) -}}
+    {{- end -}}
   {{- end -}}
 {{- else -}}
   {{- if not $v.externalBroker.existingSecret -}}
-    {{- fail "externalBroker.existingSecret is required when rabbitmq.enabled=false (the broker password or URL comes from it)" -}}
+    {{- $e = append $e "externalBroker.existingSecret is required when rabbitmq.enabled=false (the broker password or URL comes from it)" -}}
   {{- end -}}
   {{- if not $v.externalBroker.urlKey -}}
     {{- if not $v.externalBroker.host -}}
-      {{- fail "externalBroker.host (or externalBroker.urlKey) is required when rabbitmq.enabled=false" -}}
+      {{- $e = append $e "externalBroker.host (or externalBroker.urlKey) is required when rabbitmq.enabled=false" -}}
     {{- end -}}
     {{- if and $v.externalBroker.username $v.externalBroker.usernameKey -}}
-      {{- fail "externalBroker.username and externalBroker.usernameKey are mutually exclusive: the user comes either from the value or from externalBroker.existingSecret; set one" -}}
+      {{- $e = append $e "externalBroker.username and externalBroker.usernameKey are mutually exclusive: the user comes either from the value or from externalBroker.existingSecret; set one" -}}
     {{- end -}}
     {{- if and $v.externalBroker.usernameKey (eq $v.externalBroker.usernameKey $v.externalBroker.passwordKey) -}}
-      {{- fail "externalBroker.usernameKey must differ from externalBroker.passwordKey: the user and the password are separate keys of externalBroker.existingSecret" -}}
+      {{- $e = append $e "externalBroker.usernameKey must differ from externalBroker.passwordKey: the user and the password are separate keys of externalBroker.existingSecret" -}}
     {{- end -}}
     {{- if not (or $v.externalBroker.username $v.externalBroker.usernameKey) -}}
-      {{- fail "externalBroker.username (or externalBroker.usernameKey) is required when rabbitmq.enabled=false and externalBroker.urlKey is empty" -}}
+      {{- $e = append $e "externalBroker.username (or externalBroker.usernameKey) is required when rabbitmq.enabled=false and externalBroker.urlKey is empty" -}}
     {{- end -}}
     {{- if eq (lower $v.externalBroker.username) "guest" -}}
-      {{- fail "externalBroker.username must not be \"guest\": choose another broker user" -}}
+      {{- $e = append $e "externalBroker.username must not be \"guest\": choose another broker user" -}}
     {{- end -}}
   {{- end -}}
 {{- end -}}
 
 {{- /* Worker time limits and shutdown */ -}}
 {{- if ge (int $w.taskSoftTimeLimit) (int $w.taskTimeLimit) -}}
-  {{- fail (printf "worker.taskSoftTimeLimit (%d) must be below worker.taskTimeLimit (%d)" (int $w.taskSoftTimeLimit) (int $w.taskTimeLimit)) -}}
+  {{- $e = append $e (printf "worker.taskSoftTimeLimit (%d) must be below worker.taskTimeLimit (%d)" (int $w.taskSoftTimeLimit) (int $w.taskTimeLimit)) -}}
 {{- end -}}
 {{- if not (kindIs "invalid" $w.terminationGracePeriodSeconds) -}}
   {{- if le (int $w.terminationGracePeriodSeconds) (int $w.taskTimeLimit) -}}
-    {{- fail (printf "worker.terminationGracePeriodSeconds (%d) must exceed worker.taskTimeLimit (%d): a warm shutdown lets the running task finish" (int $w.terminationGracePeriodSeconds) (int $w.taskTimeLimit)) -}}
+    {{- $e = append $e (printf "worker.terminationGracePeriodSeconds (%d) must exceed worker.taskTimeLimit (%d): a warm shutdown lets the running task finish" (int $w.terminationGracePeriodSeconds) (int $w.taskTimeLimit)) -}}
   {{- end -}}
 {{- end -}}
 {{- if le (float64 $w.health.maxAge) (float64 $w.health.interval) -}}
-  {{- fail "worker.health.maxAge must exceed worker.health.interval, or every heartbeat would be stale" -}}
+  {{- $e = append $e "worker.health.maxAge must exceed worker.health.interval, or every heartbeat would be stale" -}}
 {{- end -}}
 {{- if le (float64 $v.producer.health.maxAge) (float64 $v.producer.health.interval) -}}
-  {{- fail "producer.health.maxAge must exceed producer.health.interval, or every heartbeat would be stale" -}}
+  {{- $e = append $e "producer.health.maxAge must exceed producer.health.interval, or every heartbeat would be stale" -}}
+{{- end -}}
+{{- if and $w.pdb.enabled (or (and (not (kindIs "string" $w.pdb.maxUnavailable)) (eq (int $w.pdb.maxUnavailable) 0)) (and (kindIs "string" $w.pdb.maxUnavailable) (eq (int (trimSuffix "%" $w.pdb.maxUnavailable)) 0))) -}}
+  {{- $e = append $e (printf "worker.pdb.maxUnavailable (%v) must let at least one worker be evicted: 0 blocks every node drain; use 1 (evictions still wait for each warm shutdown), or set worker.pdb.enabled=false" $w.pdb.maxUnavailable) -}}
 {{- end -}}
 
 {{- /* Autoscaling */ -}}
 {{- if and $w.autoscaling.enabled $w.keda.enabled -}}
-  {{- fail "worker.autoscaling.enabled and worker.keda.enabled are mutually exclusive: KEDA manages its own HPA; enable one" -}}
+  {{- $e = append $e "worker.autoscaling.enabled and worker.keda.enabled are mutually exclusive: KEDA manages its own HPA; enable one" -}}
 {{- end -}}
 {{- if $w.autoscaling.enabled -}}
   {{- if lt (int $w.autoscaling.maxReplicas) (int $w.autoscaling.minReplicas) -}}
-    {{- fail "worker.autoscaling.maxReplicas must be at least worker.autoscaling.minReplicas" -}}
+    {{- $e = append $e "worker.autoscaling.maxReplicas must be at least worker.autoscaling.minReplicas" -}}
   {{- end -}}
   {{- if and (kindIs "invalid" $w.autoscaling.targetCPUUtilizationPercentage) (kindIs "invalid" $w.autoscaling.targetMemoryUtilizationPercentage) -}}
-    {{- fail "worker.autoscaling needs worker.autoscaling.targetCPUUtilizationPercentage or worker.autoscaling.targetMemoryUtilizationPercentage" -}}
+    {{- $e = append $e "worker.autoscaling needs worker.autoscaling.targetCPUUtilizationPercentage or worker.autoscaling.targetMemoryUtilizationPercentage" -}}
   {{- end -}}
 {{- end -}}
 {{- if $w.keda.enabled -}}
   {{- if lt (int $w.keda.maxReplicaCount) (int $w.keda.minReplicaCount) -}}
-    {{- fail "worker.keda.maxReplicaCount must be at least worker.keda.minReplicaCount" -}}
+    {{- $e = append $e "worker.keda.maxReplicaCount must be at least worker.keda.minReplicaCount" -}}
   {{- end -}}
   {{- if not (kindIs "invalid" $w.keda.cooldownPeriod) -}}
     {{- if lt (int $w.keda.cooldownPeriod) (int $w.taskTimeLimit) -}}
-      {{- fail (printf "worker.keda.cooldownPeriod (%d) must be at least worker.taskTimeLimit (%d)" (int $w.keda.cooldownPeriod) (int $w.taskTimeLimit)) -}}
+      {{- $e = append $e (printf "worker.keda.cooldownPeriod (%d) must be at least worker.taskTimeLimit (%d)" (int $w.keda.cooldownPeriod) (int $w.taskTimeLimit)) -}}
     {{- end -}}
   {{- end -}}
 {{- end -}}
 
 {{- /* Flower */ -}}
-{{- if and $v.flower.enabled $v.flower.persistence.enabled (eq $v.flower.persistence.type "pvc") (gt (int $v.flower.replicaCount) 1) -}}
-  {{- fail "flower.persistence.enabled with type pvc needs flower.replicaCount <= 1: Flower's state file cannot be shared (or set flower.persistence.type=emptyDir)" -}}
+{{- $f := $v.flower -}}
+{{- if and $f.enabled $f.persistence.enabled (eq $f.persistence.type "pvc") (gt (int $f.replicaCount) 1) -}}
+  {{- $e = append $e "flower.persistence.enabled with type pvc needs flower.replicaCount <= 1: Flower's state file cannot be shared (or set flower.persistence.type=emptyDir)" -}}
 {{- end -}}
-{{- if and $v.flower.enabled $v.flower.auth.enabled (not $v.flower.auth.existingSecret) (not $v.flower.auth.username) -}}
-  {{- fail "flower.auth.username is required when flower.auth.enabled and no flower.auth.existingSecret" -}}
+{{- if and $f.enabled $f.auth.enabled (not $f.auth.existingSecret) (not $f.auth.username) -}}
+  {{- $e = append $e "flower.auth.username is required when flower.auth.enabled and no flower.auth.existingSecret" -}}
+{{- end -}}
+{{- if and $f.enabled $v.networkPolicy.enabled (not $v.networkPolicy.flowerFrom) (or $f.ingress.enabled (ne $f.service.type "ClusterIP")) -}}
+  {{- $e = append $e (printf "networkPolicy.flowerFrom must list who reaches Flower (e.g. the ingress controller's namespace) when it is exposed (flower.ingress.enabled=%v, flower.service.type=%s) with networkPolicy.enabled: Flower's port is open to no other source, because it also serves /metrics without authentication" $f.ingress.enabled $f.service.type) -}}
+{{- end -}}
+
+{{- if $e -}}
+  {{- fail (printf "\n%d value problem(s):\n- %s" (len $e) (join "\n- " $e)) -}}
 {{- end -}}
 {{- end -}}
