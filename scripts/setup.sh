@@ -39,4 +39,15 @@ fi
 ln -sf "$tools/checkov/bin/checkov" "$venv/bin/checkov"
 
 "$root/scripts/install-helm.sh" "$venv"
+
+# actionlint, which lints .github/workflows in the tests: its PyPI package only downloads a release binary,
+# so it is built from its Go module instead.
+actionlint_version=v1.7.12
+actionlint="$tools/actionlint/$actionlint_version/actionlint"
+if [ ! -x "$actionlint" ] && command -v go >/dev/null 2>&1; then
+    say "building actionlint $actionlint_version from its Go module"
+    GOBIN=$(dirname "$actionlint") GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 \
+        go install "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_version"
+fi
+[ -x "$actionlint" ] && ln -sf "$actionlint" "$venv/bin/actionlint"
 say "done: activate with 'source .venv/bin/activate'"

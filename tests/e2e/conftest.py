@@ -1,32 +1,109 @@
-"""The e2e layer needs a Kubernetes cluster (pytest-helm-charts' --kubeconfig option or KUBECONFIG). Without
-one every test here is skipped before any fixture runs, so pytest-helm-charts never errors on the missing
-setting."""
+"""Fixtures of the e2e layer: a live cluster for the session (the one KUBECONFIG names, else a simulated
+one started here from scripts/cluster.sh and stopped at the end), restricted namespaces, Helm releases."""
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-E2E_DIR = Path(__file__).parent
+from tests.chart.rendering import find_helm
+from tests.support.cluster import (
+    RESTRICTED_NAMESPACE_LABELS,
+    LiveCluster,
+    configured_cluster,
+    start_simulated_cluster,
+)
+from tests.support.helm_release import HelmRelease
+
+#: For a cluster whose pods really run (kind): the image to install, as loaded into the cluster.
+IMAGE_VARIABLES = ("E2E_IMAGE_REPOSITORY", "E2E_IMAGE_TAG")
 
 
-def configured_kube_config(config: pytest.Config) -> Path | None:
-    """The kube config pytest-helm-charts would use, when it names an existing file."""
-    value = config.getoption("kubeconfig", default=None) or os.environ.get("KUBECONFIG", "")
-    # KUBECONFIG may list several files; pytest-helm-charts (pykube) reads one.
-    first = str(value).split(os.pathsep)[0] if value else ""
-    return Path(first) if first and Path(first).is_file() else None
+@pytest.fixture(scope="session")
+def live_cluster() -> Iterator[LiveCluster]:
+    cluster = configured_cluster() or start_simulated_cluster(f"tq-e2e-{os.getpid()}")
+    # pytest-helm-charts runs `kubectl` from PATH: the cluster's own, so client and server versions agree.
+    previous_path = os.environ["PATH"]
+    os.environ["PATH"] = f"{Path(cluster.kubectl).parent}{os.pathsep}{previous_path}"
+    try:
+        yield cluster
+    finally:
+        os.environ["PATH"] = previous_path
+        cluster.stop()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if configured_kube_config(config) is not None:
-        return
-    skip = pytest.mark.skip(
-        reason="no Kubernetes cluster configured: pass --kubeconfig PATH or set KUBECONFIG to an existing "
-        "file"
-    )
-    for item in items:
-        if E2E_DIR in Path(str(item.fspath)).parents:
-            item.add_marker(skip)
+@pytest.fixture(scope="module")
+def kube_config(live_cluster: LiveCluster) -> str:
+    """pytest-helm-charts' kube_config, pointed at the session's cluster (its kube_cluster uses it)."""
+    return str(live_cluster.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def simulated(live_cluster: LiveCluster) -> bool:
+    return live_cluster.simulated
+
+
+@pytest.fixture
+def needs_containers(simulated: bool) -> None:
+    """For a test that needs containers to run (Flower's task list, the test pod's real sum)."""
+    if simulated:
+        pytest.skip("needs real containers: the simulated cluster schedules and admits pods but runs none "
+                    "(run scripts/e2e-kind.sh on a machine with Docker that can pull images)")
+
+
+@pytest.fixture(scope="session")
+def helm_binary() -> Path:
+    helm = find_helm("helm4")
+    assert helm is not None, "helm4 is missing: run scripts/setup.sh"
+    return helm
+
+
+@pytest.fixture(scope="session")
+def image_values() -> dict[str, Any]:
+    """The project image for clusters that run it; the simulated cluster never pulls it."""
+    repository, tag = (os.environ.get(name, "") for name in IMAGE_VARIABLES)
+    image = {key: value for key, value in (("repository", repository), ("tag", tag)) if value}
+    return {"image": image} if image else {}
+
+
+NamespaceFactory = Callable[[], str]
+
+
+@pytest.fixture
+def restricted_namespace(namespace_factory_function_scope: Any) -> NamespaceFactory:
+    """Makes namespaces whose pods admission holds to the `restricted` Pod Security Standard; each is
+    deleted after the test (pytest-helm-charts' namespace factory)."""
+
+    def make() -> str:
+        name = f"tq-{uuid.uuid4().hex[:8]}"
+        namespace_factory_function_scope(name, extra_metadata={"labels": RESTRICTED_NAMESPACE_LABELS})
+        return name
+
+    return make
+
+
+ReleaseFactory = Callable[..., HelmRelease]
+
+
+@pytest.fixture
+def release_factory(
+    live_cluster: LiveCluster, helm_binary: Path, restricted_namespace: NamespaceFactory,
+    kube_cluster: Any,
+) -> Iterator[ReleaseFactory]:
+    """Makes HelmRelease objects (not yet installed); every one still installed is uninstalled after."""
+    made: list[HelmRelease] = []
+
+    def make(name: str = "tq", namespace: str | None = None) -> HelmRelease:
+        release = HelmRelease(live_cluster, helm_binary, name, namespace or restricted_namespace())
+        made.append(release)
+        return release
+
+    yield make
+    for release in made:
+        if release.installed():
+            release.uninstall()
