@@ -32,7 +32,7 @@ RUNTIME_VARIABLES = (
     "FLOWER_MAX_TASKS", "FLOWER_MAX_WORKERS", "FLOWER_ALLOW_UNAUTHENTICATED", "QUEUE_TYPE",
     "QUEUE_DELIVERY_LIMIT", "PRODUCER_HEALTH_FILE",
     "WORKER_MINGLE", "WORKER_GOSSIP", "WORKER_REMOTE_CONTROL",
-    "FLOWER_STATE_SAVE_INTERVAL", "FLOWER_PURGE_OFFLINE_WORKERS",
+    "FLOWER_STATE_SAVE_INTERVAL", "FLOWER_PURGE_OFFLINE_WORKERS", "WORKER_TASK_MODULES",
     "FLOWER_BROKER_API",
 )
 
@@ -147,20 +147,25 @@ def queue_name(broker_url: str, test_queues: list[str], processes: Processes) ->
         remove_task_queue(connection, name)
 
 
-@pytest.fixture
-def runtime_env(broker_url: str, queue_name: str, tmp_path: Path) -> dict[str, str]:
-    """Environment for a ``taskqueue`` subprocess: the test broker, the test's queue, files in tmp_path."""
+def runtime_environment(broker_url: str, queue_name: str, directory: Path) -> dict[str, str]:
+    """Environment for a ``taskqueue`` subprocess: the broker, the queue, files in ``directory``."""
     env = {key: value for key, value in os.environ.items() if key not in RUNTIME_VARIABLES}
     env.update(
         BROKER_URL=broker_url,
         QUEUE_NAME=queue_name,
-        HEALTH_FILE=str(tmp_path / "worker.heartbeat"),
-        PRODUCER_HEALTH_FILE=str(tmp_path / "producer.heartbeat"),
-        FLOWER_DB=str(tmp_path / "flower.db"),
+        HEALTH_FILE=str(directory / "worker.heartbeat"),
+        PRODUCER_HEALTH_FILE=str(directory / "producer.heartbeat"),
+        FLOWER_DB=str(directory / "flower.db"),
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+@pytest.fixture
+def runtime_env(broker_url: str, queue_name: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for a ``taskqueue`` subprocess: the test broker, the test's queue, files in tmp_path."""
+    return runtime_environment(broker_url, queue_name, tmp_path)
 
 
 # --- Celery client and workers (tests of the worker, producer, health and delivery) ---------------------
@@ -170,10 +175,15 @@ TEST_HEALTH_INTERVAL = "0.5"
 TEST_HEALTH_MAX_AGE = "5"
 
 
+def with_fast_heartbeat(env: dict[str, str]) -> dict[str, str]:
+    """``env`` plus a fast heartbeat, for ``taskqueue worker`` subprocesses."""
+    return {**env, "HEALTH_INTERVAL": TEST_HEALTH_INTERVAL, "HEALTH_MAX_AGE": TEST_HEALTH_MAX_AGE}
+
+
 @pytest.fixture
 def worker_env(runtime_env: dict[str, str]) -> dict[str, str]:
     """``runtime_env`` plus a fast heartbeat, for ``taskqueue worker`` subprocesses."""
-    return {**runtime_env, "HEALTH_INTERVAL": TEST_HEALTH_INTERVAL, "HEALTH_MAX_AGE": TEST_HEALTH_MAX_AGE}
+    return with_fast_heartbeat(runtime_env)
 
 
 @pytest.fixture

@@ -15,13 +15,14 @@ from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from taskqueue.config import (
     DEFAULT_FLOWER_PORT,
     DEFAULT_HEALTH_FILE,
     DEFAULT_HEALTH_MAX_AGE,
     DEFAULT_PRODUCER_HEALTH_FILE,
+    MODULE_PATH,
     SECRET_VARIABLES,
     ConfigError,
     check_basic_auth,
@@ -69,6 +70,9 @@ class Settings(BaseSettings):
     # Remote control (inspect/control commands, Flower's worker actions); the health check never needs it.
     worker_remote_control: bool = True
     log_level: Annotated[str, Field(pattern=r"(?i)^(debug|info|warning|error|critical)$")] = "info"
+    # Modules of tasks the worker registers besides taskqueue.tasks (comma-separated, as Python import
+    # paths): none by default, so a production worker runs only ``add``. NoDecode: a plain list, not JSON.
+    worker_task_modules: Annotated[tuple[str, ...], NoDecode] = ()
 
     # Producer.
     producer_interval: PositiveFloat = 5.0
@@ -99,6 +103,18 @@ class Settings(BaseSettings):
     # consumers there. Without user info in the URL, Flower signs in with the broker's own credentials.
     # Secret: a URL with user info carries a password.
     flower_broker_api: SecretStr | None = None
+
+    @field_validator("worker_task_modules", mode="before")
+    @classmethod
+    def _split_task_modules(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        # "a, b," means a and b: blanks around commas and empty items are forgiven, bad names are not.
+        names = tuple(name.strip() for name in value.split(",") if name.strip())
+        bad = [name for name in names if not MODULE_PATH.fullmatch(name)]
+        if bad:
+            raise ValueError(f"not a Python module path: {', '.join(map(repr, bad))} (write pkg.tasks)")
+        return names
 
     @field_validator("flower_url_prefix")
     @classmethod

@@ -10,18 +10,21 @@ process environment (PEP 562 ``__getattr__``), so importing this module reads no
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 from typing import Any
 
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from taskqueue.config import Settings, load_settings
+from taskqueue.config import ConfigError, Settings, load_settings
 
-#: Celery name of the one task of the example (also its import path).
+#: Celery name of the one task of the example (also its import path). The only task a production worker
+#: registers: tests and users add theirs with WORKER_TASK_MODULES.
 ADD_TASK = "taskqueue.tasks.add"
-#: A task that only sleeps: lets tests, benchmarks and demos observe in-flight work (shutdown, redelivery).
-SLEEP_TASK = "taskqueue.tasks.sleep"
+#: The ``main`` name of every app ``create_app`` builds: how ``taskqueue.tasks`` tells them from Celery's
+#: unconfigured fallback app.
+APP_NAME = "taskqueue"
 
 
 #: The dead-letter queue of work queue ``q`` is ``q.dead-letter`` (QUEUE_NAME is capped to leave room).
@@ -193,8 +196,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_routing_key": settings.queue_name,
         "task_default_queue_type": settings.queue_type,
         "task_queues": (queue,),
-        "task_routes": {ADD_TASK: {"queue": settings.queue_name}, SLEEP_TASK: {"queue": settings.queue_name}},
-        # Undecodable messages are rejected to the dead-letter queue instead of acked and dropped.
+        "task_routes": {ADD_TASK: {"queue": settings.queue_name}},
+        # The worker imports these at start (also under ``celery -A taskqueue.app worker``); ``taskqueue
+        # worker`` imports them first itself, to name WORKER_TASK_MODULES if one cannot be imported.
+        "include": list(settings.worker_task_modules),
+        # Every message is checked first: what the worker cannot run (undecodable, malformed, unknown task)
+        # is rejected to the dead-letter queue in one log line, instead of dropped or stopping the worker.
         "worker_consumer": "taskqueue.consumer:Consumer",
         # Logs belong to the orchestrator: keep stdout/stderr as they are, no colours in files.
         "worker_hijack_root_logger": True,
@@ -208,12 +215,25 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings, *, set_as_current: bool = True) -> Celery:
     """A configured Celery app with the ``add`` task registered; connects to nothing."""
-    app = Celery("taskqueue", set_as_current=set_as_current)
+    app = Celery(APP_NAME, set_as_current=set_as_current)
     app.config_from_object(celery_config(settings))
-    # Registers the shared tasks on this app (they are defined with @shared_task).
+    # Registers the tasks of taskqueue.tasks on this app (each is a shared task: on every app).
     import taskqueue.tasks  # noqa: F401
 
     return app
+
+
+def import_task_modules(settings: Settings) -> None:
+    """Import the WORKER_TASK_MODULES, whose tasks then register on every app; raise ConfigError naming the
+    variable and the module that cannot be imported (a worker must not start without tasks it was given)."""
+    for name in settings.worker_task_modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # a module can fail with anything: each is the same configuration error
+            raise ConfigError(
+                f"invalid configuration: WORKER_TASK_MODULES: cannot import {name!r}: "
+                f"{exc.__class__.__name__}: {exc}"
+            ) from exc
 
 
 _default_app: Celery | None = None

@@ -25,6 +25,7 @@ which name the variable but not its value.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,9 @@ DEFAULT_HEALTH_FILE = Path("/tmp/taskqueue-worker.heartbeat")
 DEFAULT_PRODUCER_HEALTH_FILE = Path("/tmp/taskqueue-producer.heartbeat")
 DEFAULT_HEALTH_MAX_AGE = 30.0
 DEFAULT_FLOWER_PORT = 5555
+
+#: A Python import path (``pkg.module``): what WORKER_TASK_MODULES lists.
+MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 T = TypeVar("T")
 

@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from typing import Any
 
 from celery import bootsteps
 from celery.bootsteps import CLOSE, TERMINATE
 from celery.worker import state as worker_state
 
-from taskqueue.app import create_app
-from taskqueue.config import Settings
+from taskqueue.app import create_app, import_task_modules
+from taskqueue.config import ConfigError, Settings
 from taskqueue.drain import drain_step
 from taskqueue.heartbeat import (
     CONSUMING,
@@ -142,15 +143,22 @@ def run_worker(settings: Settings) -> int:
         # billiard would make SIGTERM a cold shutdown (in-flight tasks aborted): refuse, say why.
         print("taskqueue worker: REMAP_SIGTERM is set; unset it (SIGTERM must stay a warm shutdown)")
         return 2
+    try:
+        import_task_modules(settings)
+    except ConfigError as exc:
+        # Same form as the CLI's configuration errors: one line naming the variable, exit 2.
+        print(f"taskqueue: {exc}", file=sys.stderr)
+        return 2
     app = create_app(settings)
     app.steps["consumer"].add(heartbeat_step(settings))
     app.steps["consumer"].add(drain_step(settings))
     options = worker_options(settings)
     worker = app.Worker(**options)
     logger.info(
-        "taskqueue worker: broker %s, queue %s (%s), concurrency %d, heartbeat %s every %gs",
+        "taskqueue worker: broker %s, queue %s (%s), concurrency %d, heartbeat %s every %gs, "
+        "extra task modules: %s",
         settings.broker_display, settings.queue_name, settings.queue_type, settings.worker_concurrency,
-        settings.health_file, settings.health_interval,
+        settings.health_file, settings.health_interval, ", ".join(settings.worker_task_modules) or "none",
     )
     try:
         worker.start()

@@ -19,10 +19,11 @@ import pytest
 from celery.exceptions import NotRegistered
 from kombu.connection import Connection
 
-from taskqueue.app import ADD_TASK, SLEEP_TASK, create_app, dead_letter_queue_name
+from taskqueue.app import ADD_TASK, create_app, dead_letter_queue_name
 from taskqueue.config import Settings
 from tests.conftest import Processes, health_of, start_worker
 from tests.helpers import wait_until
+from tests.support.tasks import SLEEP_TASK, with_test_tasks
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +124,7 @@ def test_poison_task_is_dead_lettered_after_the_delivery_limit(
     """A task that kills its worker process each time it runs (segfault, OOM kill): redelivered until
     QUEUE_DELIVERY_LIMIT, then dead-lettered (quorum queues), instead of a crash loop for ever."""
     limit = 2
-    env = {**worker_env, "QUEUE_DELIVERY_LIMIT": str(limit), "WORKER_CONCURRENCY": "1"}
+    env = with_test_tasks({**worker_env, "QUEUE_DELIVERY_LIMIT": str(limit), "WORKER_CONCURRENCY": "1"})
     queue = env["QUEUE_NAME"]
     worker = start_worker(processes, env)
     # The client declares the queue with the worker's arguments (another limit: PRECONDITION_FAILED).

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from taskqueue.app import ADD_TASK, SLEEP_TASK
+from taskqueue.app import ADD_TASK
 from tests.conftest import Processes, start_worker
 from tests.helpers import wait_until
+from tests.support.tasks import SLEEP_TASK, with_test_tasks
 
 pytestmark = pytest.mark.integration
 
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.integration
 def test_sigkilled_worker_loses_no_task(
     processes: Processes, worker_env: dict[str, str], celery_client: Any
 ) -> None:
+    worker_env = with_test_tasks(worker_env)
     first = start_worker(processes, worker_env, name="worker-1")
     # Slow tasks first so some are executing (unacked) when the worker dies, then a burst of adds.
     sleeping = [celery_client.send_task(SLEEP_TASK, args=(2,)) for _ in range(4)]

@@ -11,10 +11,10 @@ import psutil
 import pytest
 from kombu.connection import Connection
 
-from taskqueue.app import SLEEP_TASK
 from taskqueue.private_broker import PrivateBroker
 from tests.conftest import VENV_BIN, Processes, health_of, start_worker
 from tests.helpers import wait_until
+from tests.support.tasks import SLEEP_TASK, with_test_tasks
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +55,7 @@ def _warm_shutdown(
 def test_sigterm_is_a_warm_shutdown(
     processes: Processes, worker_env: dict[str, str], celery_client: Any
 ) -> None:
+    worker_env = with_test_tasks(worker_env)
     worker = start_worker(processes, worker_env)
     _warm_shutdown(processes, worker, worker.pid, worker_env, celery_client)
 
@@ -68,6 +69,7 @@ def test_sigterm_is_a_warm_shutdown_as_pid_1(
     probe = subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True, check=False)
     if probe.returncode != 0:
         pytest.skip("no permission to create a PID namespace")
+    worker_env = with_test_tasks(worker_env)
     worker = processes.start(
         ["unshare", "--pid", "--fork", "--kill-child", str(VENV_BIN / "taskqueue"), "worker"],
         worker_env,

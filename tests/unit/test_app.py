@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 
@@ -20,6 +21,8 @@ from taskqueue.app import (
 )
 from taskqueue.config import ConfigError, Settings, load_settings
 from taskqueue.worker import worker_options
+from tests.conftest import VENV_BIN, Processes
+from tests.support.tasks import REPO_ROOT, SLEEP_TASK
 
 UNREACHABLE = "amqp://user:pw@unreachable.invalid:5672//"
 
@@ -151,3 +154,69 @@ def test_broker_resource_alarms_are_logged(caplog: pytest.LogCaptureFixture) -> 
         "wait until it clears: free disk or memory on the broker)",
         "RabbitMQ unblocked this connection: publishing resumes",
     ]
+
+
+def fresh_interpreter(code: str, **variables: str) -> str:
+    """Run ``code`` in a new Python with only ``variables`` (and PATH) set; return its stdout."""
+    env = {"PATH": "/usr/bin:/bin", **variables}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+#: The tasks an app built from the environment registers, Celery's own built-ins left out.
+LIST_TASKS = (
+    "from taskqueue.app import create_app, import_task_modules; from taskqueue.config import load_settings; "
+    "s = load_settings(); import_task_modules(s); "
+    "print(sorted(n for n in create_app(s).tasks if not n.startswith('celery.')))"
+)
+
+
+def test_a_production_app_registers_only_add() -> None:
+    # Issue 7 item 8: a task that only sleeps let anyone who can publish tie up every worker.
+    assert fresh_interpreter(LIST_TASKS) == "['taskqueue.tasks.add']"
+
+
+def test_worker_task_modules_add_their_tasks() -> None:
+    listed = fresh_interpreter(
+        LIST_TASKS, WORKER_TASK_MODULES="tests.support.tasks", PYTHONPATH=str(REPO_ROOT)
+    )
+    assert listed == f"['taskqueue.tasks.add', '{SLEEP_TASK}']"
+
+
+def test_a_task_module_that_cannot_be_imported_stops_the_worker_naming_the_variable(
+    processes: Processes,
+) -> None:
+    env = {**os.environ, "WORKER_TASK_MODULES": "no_such_tasks", "BROKER_URL": UNREACHABLE}
+    worker = processes.start([str(VENV_BIN / "taskqueue"), "worker"], env, "worker")
+    assert worker.wait(timeout=60) == 2  # before any connection attempt: the broker is unreachable
+    assert processes.output(worker) == (
+        "taskqueue: invalid configuration: WORKER_TASK_MODULES: cannot import 'no_such_tasks': "
+        "ModuleNotFoundError: No module named 'no_such_tasks'\n"
+    )
+
+
+def test_the_task_alone_uses_the_configured_app_in_a_fresh_interpreter() -> None:
+    # Issue 7 item 7: ``from taskqueue.tasks import add; add.delay(2, 3)`` with nothing else imported, as
+    # the original's ``celery_conf.add`` was used, must send with the app of the environment, not Celery's
+    # unconfigured fallback app (another broker, a direct exchange "celery": PRECONDITION_FAILED).
+    code = (
+        "from taskqueue.tasks import add; app = add.app; "
+        "print(app.main, app.conf.broker_url, app.conf.task_default_queue, "
+        "app.amqp.router.route({}, add.name)['queue'].exchange.type, "
+        "app is __import__('celery').current_app._get_current_object())"
+    )
+    assert fresh_interpreter(code, BROKER_URL=UNREACHABLE, QUEUE_NAME="first") == (
+        f"taskqueue {UNREACHABLE} first topic True"
+    )
+
+
+def test_the_task_keeps_the_current_app_create_app_made() -> None:
+    # A worker or a client that built its app with create_app keeps it: the environment is not read.
+    code = (
+        "from taskqueue.app import create_app; from taskqueue.config import Settings; "
+        "app = create_app(Settings(queue_name='mine')); "
+        "from taskqueue.tasks import add; import taskqueue.app as m; "
+        "print(add.app is app, add.app.conf.task_default_queue, m._default_app is None)"
+    )
+    assert fresh_interpreter(code, QUEUE_NAME="theirs") == "True mine True"

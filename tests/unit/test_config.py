@@ -41,6 +41,14 @@ def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
     assert settings.producer_interval == 5.0
     assert (settings.health_interval, settings.health_max_age) == (5.0, 30.0)
     assert not settings.worker_mingle and not settings.worker_gossip
+    assert settings.worker_task_modules == ()  # a production worker registers only taskqueue.tasks
+
+
+def test_worker_task_modules_are_a_comma_separated_list(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("WORKER_TASK_MODULES", " my.tasks , other_tasks,, ")
+    assert load_settings().worker_task_modules == ("my.tasks", "other_tasks")
+    clean_env.setenv("WORKER_TASK_MODULES", "")
+    assert load_settings().worker_task_modules == ()
 
 
 def test_broker_url_wins(clean_env: pytest.MonkeyPatch) -> None:
@@ -96,6 +104,11 @@ def test_broker_composed_from_service_variables(clean_env: pytest.MonkeyPatch) -
             "TASK_SOFT_TIME_LIMIT must be below TASK_TIME_LIMIT (60 >= 60)",
         ),
         ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL: String should match pattern"),
+        (
+            {"WORKER_TASK_MODULES": "good.tasks, bad-name, 1st,ok"},
+            "WORKER_TASK_MODULES: not a Python module path: 'bad-name', '1st' (write pkg.tasks) "
+            "(got 'good.tasks, bad-name, 1st,ok')",
+        ),
         ({"PRODUCER_INTERVAL": "0"}, "PRODUCER_INTERVAL: Input should be greater than 0"),
         ({"PRODUCER_INTERVAL": "soon"}, "PRODUCER_INTERVAL: Input should be a valid number"),
         ({"HEALTH_INTERVAL": "-5"}, "HEALTH_INTERVAL: Input should be greater than 0"),

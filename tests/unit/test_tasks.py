@@ -8,7 +8,8 @@ import pytest
 
 from taskqueue.app import create_app
 from taskqueue.config import Settings
-from taskqueue.tasks import InvalidArgumentError, add, check_number, sleep
+from taskqueue.tasks import InvalidArgumentError, add, check_number
+from tests.support.tasks import SLEEP_TASK, sleep
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -25,7 +26,7 @@ def test_add_numbers(x: float, y: float, total: float) -> None:
 
 def test_registered_name() -> None:
     assert add.name == "taskqueue.tasks.add"
-    assert sleep.name == "taskqueue.tasks.sleep"
+    assert sleep.name == SLEEP_TASK == "tests.support.tasks.sleep"
 
 
 @pytest.mark.parametrize(
