@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import ReleaseFactory
-from tests.support.helm_release import CHART_DIR
+from tests.support.helm_release import CHART_DIR, HelmRelease
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -40,7 +40,22 @@ def test_values_file_installs_upgrades_and_passes_helm_test(
     assert pods and all(p["status"]["phase"] == "Running" for p in pods), [
         (p["metadata"]["name"], p["status"]["phase"]) for p in pods]
     release.test()
+    assert_spread_over_zones(release, values)
 
     release.upgrade(values)
     assert release.revision() == 2
     release.test()
+
+
+def assert_spread_over_zones(release: HelmRelease, values: dict[str, Any]) -> None:
+    """A broker whose values spread it over zones (the scheduler on three nodes in three zones) has its
+    pods in as many zones as it has pods, up to three."""
+    spread = (values.get("rabbitmq") or {}).get("topologySpreadConstraints") or []
+    if not any(c.get("topologyKey") == "topology.kubernetes.io/zone" for c in spread):
+        return
+    nodes = {n["metadata"]["name"]: n["metadata"]["labels"].get("topology.kubernetes.io/zone")
+             for n in release.cluster.json("get", "nodes")["items"]}
+    brokers = [p for p in release.pods()
+               if p["metadata"]["labels"]["app.kubernetes.io/component"] == "rabbitmq"]
+    zones = {nodes[p["spec"]["nodeName"]] for p in brokers}
+    assert len(zones) == min(len(brokers), 3), sorted(zones)
