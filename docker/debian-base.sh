@@ -20,6 +20,7 @@ SUITE=bookworm
 PYTHON_MINOR=3.11
 REVISION=1
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # What python:3.11-slim-bookworm carries besides Python: CA certificates, /etc/services and friends, tzdata.
 PACKAGES=python3,python3-venv,python-is-python3,ca-certificates,netbase,tzdata
 IMAGE=${BASE_IMAGE_NAME:-celery-rabbitmq-base}
@@ -42,8 +43,29 @@ if [ ! -s "$ARCHIVE" ]; then
     mkdir -p "$CACHE"
     rootfs=$(mktemp -d "$CACHE/rootfs.XXXXXX")
     trap 'rm -rf "$rootfs" "$ARCHIVE.tmp"' EXIT
+    chmod 0755 "$rootfs"  # mktemp's 0700 would become the image's /
     say "debootstrap --variant=minbase $SUITE from $MIRROR (once; cached as $ARCHIVE)"
     debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$rootfs" "$MIRROR" >&2
+    # The apt sources of the official image (release, updates, security), and their updates applied now,
+    # as the official image has them at its build.
+    rm -f "$rootfs/etc/apt/sources.list"
+    cat > "$rootfs/etc/apt/sources.list.d/debian.sources" <<SOURCES
+Types: deb
+URIs: $MIRROR
+Suites: $SUITE $SUITE-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $SECURITY_MIRROR
+Suites: $SUITE-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+    cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+    chroot "$rootfs" apt-get -q update >&2
+    DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get -q -y upgrade >&2
+    rm -f "$rootfs/etc/resolv.conf"  # the engine writes its own into each container
     version=$(chroot "$rootfs" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     [ "$version" = "$PYTHON_MINOR" ] || { say "$SUITE ships Python $version, not $PYTHON_MINOR"; exit 1; }
     # What the official slim image leaves out too: package lists, caches, documentation.

@@ -39,6 +39,8 @@ fi
 ln -sf "$tools/checkov/bin/checkov" "$venv/bin/checkov"
 
 "$root/scripts/install-helm.sh" "$venv"
+# docker.io, debootstrap and chromium for the container tests (tests/container), as root with apt.
+"$root/scripts/setup-docker.sh"
 
 # actionlint, which lints .github/workflows in the tests: its PyPI package only downloads a release binary,
 # so it is built from its Go module instead.

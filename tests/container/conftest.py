@@ -1,0 +1,156 @@
+"""Fixtures of the container layer: a Docker engine (one that answers, else a dockerd started and stopped
+here), the project image built once per session, a private RabbitMQ node with its management API, the
+chart rendered with that image, and its pods run as containers (tests/container/pods.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser
+
+from taskqueue.private_broker import PrivateBroker, find_rabbitmq_server
+from tests.container.engine import (
+    Docker,
+    Engine,
+    EngineUnavailable,
+    find_or_start_engine,
+    run_setup_docker,
+)
+from tests.container.image import Build, build_image
+from tests.container.pods import Pods
+from tests.container.release import (
+    Release,
+    Render,
+    chart_overrides,
+    create_broker_user,
+    make_pods,
+    render_chart,
+    start_ready,
+)
+from tests.helpers import free_port
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """An answering Docker engine; skipped, with the reason, only where none answers and dockerd cannot
+    start (not root, not installable, or it fails here)."""
+    if not shutil.which("dockerd", path=f"{os.environ.get('PATH', '')}:/usr/sbin"):
+        run_setup_docker()  # installs docker.io (root with apt), otherwise says what to install
+    try:
+        engine = find_or_start_engine(tmp_path_factory.mktemp("dockerd"))
+    except EngineUnavailable as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    try:
+        yield engine
+    finally:
+        if engine.ours:
+            # Superseded builds of the test image: dangling once a new build takes the tag.
+            engine.docker.run("image", "prune", "--force", check=False, timeout=300)
+        engine.stop()
+
+
+@pytest.fixture(scope="session")
+def docker(docker_engine: Engine) -> Docker:
+    return docker_engine.docker
+
+
+@pytest.fixture(scope="session")
+def image(docker: Docker) -> Build:
+    """The project image, built once per session from the working tree (cached layers make a rebuild of
+    unchanged sources take seconds)."""
+    return build_image(docker)
+
+
+@pytest.fixture(scope="session")
+def image_user(docker: Docker, image: Build) -> str:
+    return docker.run("image", "inspect", "--format", "{{.Config.User}}", image.ref).stdout.strip()
+
+
+# --- broker ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def container_broker() -> Iterator[PrivateBroker]:
+    """A RabbitMQ node of the container tests, with the management API (Flower's Broker tab): loopback
+    only, own ports, stopped by PID and removed at the end. Its guest user administers it from the host."""
+    server = find_rabbitmq_server()
+    if server is None:
+        pytest.fail("rabbitmq-server is not installed: run scripts/setup.sh")
+    broker = PrivateBroker.prepare(server, dict(os.environ), name="taskqueue-containers", management=True)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.remove()
+
+
+@pytest.fixture(scope="session")
+def render(container_broker: PrivateBroker, image: Build) -> Render:
+    """The chart as the session's release runs it (queue "celery", Flower on a free port)."""
+    chart = render_chart(chart_overrides(container_broker, free_port(25555)))
+    create_broker_user(container_broker, chart)
+    return chart
+
+
+@pytest.fixture
+def isolated_render(container_broker: PrivateBroker, render: Render) -> Render:
+    """A render with a queue of this test's own, for tests that stop or freeze what they run."""
+    queue = f"ct-{uuid.uuid4().hex[:8]}"
+    chart = render_chart(chart_overrides(container_broker, free_port(26555), queue=queue))
+    assert chart.broker_credentials == render.broker_credentials
+    return chart
+
+
+@pytest.fixture
+def pods(docker: Docker, image_user: str, isolated_render: Render) -> Iterator[Pods]:
+    """Pods of the isolated render; every container is removed at the end of the test."""
+    runner = make_pods(docker, image_user, isolated_render)
+    try:
+        yield runner
+    finally:
+        runner.remove_all()
+
+
+# --- the session's release: worker, producer and Flower running -----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def release(docker: Docker, image_user: str, render: Render) -> Iterator[Release]:
+    """The worker, producer and Flower of the default render, ready (their startup/readiness probes
+    pass), shared by the tests that only watch them; removed at the end of the session."""
+    pods = make_pods(docker, image_user, render)
+    try:
+        worker = start_ready(pods, render.workload("worker"))
+        flower = start_ready(pods, render.workload("flower"))
+        producer = start_ready(pods, render.workload("producer"))
+        yield Release(render, pods, worker, producer, flower)
+    finally:
+        pods.remove_all()
+
+
+#: Debian's chromium, driven by Playwright (which never downloads a browser of its own here).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Chromium from Debian for the session (no network of its own: it only opens Flower on loopback)."""
+    if not CHROMIUM.exists():
+        run_setup_docker()  # installs chromium (root with apt)
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup-docker.sh as root (installs chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
