@@ -88,7 +88,7 @@ def main() -> int:
         print(f"build: {build.seconds:.1f} s ({'--no-cache' if options.no_cache else 'with the cache'})")
         print(f"image {build.ref}: {image_size(docker, build.ref) / 1e6:.0f} MB")
         broker.start()
-        render = render_chart(chart_overrides(broker, free_port(27555)))
+        render = render_chart(chart_overrides(broker, free_port()))
         create_broker_user(broker, render)
         user = docker.run("image", "inspect", "--format", "{{.Config.User}}", build.ref).stdout.strip()
         pods = make_pods(docker, user, render)

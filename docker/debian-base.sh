@@ -42,7 +42,8 @@ if [ ! -s "$ARCHIVE" ]; then
     command -v debootstrap >/dev/null || { say "debootstrap is missing: apt-get install debootstrap"; exit 1; }
     mkdir -p "$CACHE"
     rootfs=$(mktemp -d "$CACHE/rootfs.XXXXXX")
-    trap 'rm -rf "$rootfs" "$ARCHIVE.tmp"' EXIT
+    partial="$ARCHIVE.$$.tmp"  # per process: two first runs at once must not write one file
+    trap 'rm -rf "$rootfs" "$partial"' EXIT
     chmod 0755 "$rootfs"  # mktemp's 0700 would become the image's /
     say "debootstrap --variant=minbase $SUITE from $MIRROR (once; cached as $ARCHIVE)"
     debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$rootfs" "$MIRROR" >&2
@@ -73,8 +74,8 @@ SOURCES
         "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/*
     # The engine provides /dev, /proc and /sys; device nodes in the tar would only get in the way.
     tar --numeric-owner --xattrs -C "$rootfs" --exclude=./dev/* --exclude=./proc/* --exclude=./sys/* \
-        -cf "$ARCHIVE.tmp" .
-    mv "$ARCHIVE.tmp" "$ARCHIVE"
+        -cf "$partial" .
+    mv "$partial" "$ARCHIVE"
 fi
 
 say "importing $ARCHIVE as $REF"

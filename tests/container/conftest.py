@@ -49,8 +49,11 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         yield engine
     finally:
         if engine.ours:
-            # Superseded builds of the test image: dangling once a new build takes the tag.
+            # Superseded builds of the test image (dangling once a new build takes the tag), and build
+            # cache beyond what a rebuild needs: .tools/docker/data must not grow run after run.
             engine.docker.run("image", "prune", "--force", check=False, timeout=300)
+            engine.docker.run("builder", "prune", "--force", "--keep-storage", "2GB", check=False,
+                              timeout=300)
         engine.stop()
 
 
@@ -92,7 +95,7 @@ def container_broker() -> Iterator[PrivateBroker]:
 @pytest.fixture(scope="session")
 def render(container_broker: PrivateBroker, image: Build) -> Render:
     """The chart as the session's release runs it (queue "celery", Flower on a free port)."""
-    chart = render_chart(chart_overrides(container_broker, free_port(25555)))
+    chart = render_chart(chart_overrides(container_broker, free_port()))
     create_broker_user(container_broker, chart)
     return chart
 
@@ -101,7 +104,7 @@ def render(container_broker: PrivateBroker, image: Build) -> Render:
 def isolated_render(container_broker: PrivateBroker, render: Render) -> Render:
     """A render with a queue of this test's own, for tests that stop or freeze what they run."""
     queue = f"ct-{uuid.uuid4().hex[:8]}"
-    chart = render_chart(chart_overrides(container_broker, free_port(26555), queue=queue))
+    chart = render_chart(chart_overrides(container_broker, free_port(), queue=queue))
     assert chart.broker_credentials == render.broker_credentials
     return chart
 

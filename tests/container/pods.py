@@ -166,8 +166,7 @@ def resource_flags(container: Mapping[str, Any]) -> list[str]:
 
 
 def volume_flags(pod: Mapping[str, Any], container: Mapping[str, Any]) -> list[str]:
-    """Each mounted emptyDir as a tmpfs limited to its sizeLimit (mode 0777, like the kubelet's directory;
-    group-owned by fsGroup with setgid when the pod sets one)."""
+    """Each mounted emptyDir as a tmpfs limited to its sizeLimit, group-owned by the pod's fsGroup."""
     volumes = {volume["name"]: volume for volume in pod.get("volumes") or []}
     fs_group = (pod.get("securityContext") or {}).get("fsGroup")
     flags: list[str] = []
@@ -177,11 +176,14 @@ def volume_flags(pod: Mapping[str, Any], container: Mapping[str, Any]) -> list[s
         volume = volumes[mount["name"]]
         if set(volume) != {"name", "emptyDir"}:
             raise UnsupportedSpec(f"volume {volume}")
-        options = ["ro" if mount.get("readOnly") else "rw", "nosuid", "nodev"]
+        # exec: docker's tmpfs default is noexec, a kubelet's emptyDir is not.
+        options = ["ro" if mount.get("readOnly") else "rw", "nosuid", "nodev", "exec"]
         size = (volume["emptyDir"] or {}).get("sizeLimit")
         if size is not None:
             options.append(f"size={int(quantity(size))}")
-        options += [f"gid={fs_group}", "mode=2777"] if fs_group is not None else ["mode=0777"]
+        # World-writable like the kubelet's directory (0777, or 2777 group-owned by fsGroup); the engine
+        # makes a tmpfs root 1777 whatever mode is asked for, so that is what is asked for.
+        options += ["mode=1777"] + ([f"gid={fs_group}"] if fs_group is not None else [])
         flags += ["--tmpfs", f"{mount['mountPath']}:{','.join(options)}"]
     return flags
 

@@ -32,12 +32,11 @@ def executed(worker: Container) -> list[str]:
     return SUCCEEDED.findall(worker.logs())
 
 
-def stopped_cleanly(container: Container) -> float:
+def stopped_cleanly(container: Container) -> None:
     grace = container.source.grace_seconds
     code, seconds = container.stop(grace)
     assert code == 0, f"{container.source.component} exited {code}:\n{container.logs()[-3000:]}"
     assert seconds < grace, f"{container.source.component} took {seconds:.1f}s of its {grace}s grace period"
-    return seconds
 
 
 def test_sigterm_stops_each_container_with_exit_0_in_its_grace_period_losing_no_task(
@@ -60,10 +59,10 @@ def test_sigterm_stops_each_container_with_exit_0_in_its_grace_period_losing_no_
         app.close()
     wait_for(lambda: len(executed(worker)) >= 50, timeout=60, what="the worker to be busy with the burst")
 
-    seconds = {"producer": stopped_cleanly(producer)}
+    stopped_cleanly(producer)
     sent = set(sent_task_ids(producer))
     assert sent, producer.logs()[-2000:]
-    seconds["worker"] = stopped_cleanly(worker)
+    stopped_cleanly(worker)
     first = executed(worker)
     # The broker notices the closed connection a moment later; what the worker held goes back to the queue
     # (held, not finished: a finished one would run twice below).
@@ -79,10 +78,9 @@ def test_sigterm_stops_each_container_with_exit_0_in_its_grace_period_losing_no_
         "messages_ready": 0, "messages_unacknowledged": 0, "consumers": 1}, timeout=120,
         what=f"the successor to drain {queue}")
     stopped_cleanly(successor)
-    seconds["flower"] = stopped_cleanly(flower)
+    stopped_cleanly(flower)
 
     runs = Counter(first + executed(successor))
     assert set(runs) == set(burst) | sent, "tasks sent but never run, or run but never sent"
     twice = [task_id for task_id, count in runs.items() if count > 1]
     assert twice == [], f"{len(twice)} tasks ran twice (finished, left unacknowledged, redelivered)"
-    assert all(value < 30 for value in seconds.values()), seconds
