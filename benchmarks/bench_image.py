@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -78,7 +79,8 @@ def main() -> int:
     server = find_rabbitmq_server()
     if server is None:
         raise SystemExit("rabbitmq-server is not installed: run scripts/setup.sh")
-    engine = find_or_start_engine(Path(tempfile.mkdtemp(prefix="bench-image-")))
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-image-"))  # dockerd's log, when it is ours
+    engine = find_or_start_engine(log_dir)
     docker = engine.docker
     broker = PrivateBroker.prepare(server, dict(os.environ), name="bench-image", management=True)
     pods = None
@@ -116,6 +118,7 @@ def main() -> int:
             pods.remove_all()
         broker.remove()
         engine.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
     return 0
 
 
