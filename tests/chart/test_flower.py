@@ -228,3 +228,29 @@ def test_flower_persistence_mounts_a_claim_for_its_db(render: RenderFn) -> None:
 
 def test_flower_can_be_disabled(render: RenderFn) -> None:
     assert not render({"flower": {"enabled": False}}).find(component="flower")
+
+
+def test_broker_tab_reads_the_bundled_brokers_management_api(default_manifest: Manifest) -> None:
+    flower = default_manifest.container("flower")
+    service = default_manifest.broker_service()
+    management = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "management")
+    # no credentials in the URL: Flower signs in with the broker user and password from the Secret
+    assert env_value(flower, "FLOWER_BROKER_API") == (
+        f"http://{service['metadata']['name']}.queues.svc.cluster.local:{management}/api/")
+    assert {"RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"} <= set(env_of(flower))
+
+
+def test_broker_network_policy_lets_only_flower_into_the_management_port(render: RenderFn) -> None:
+    manifest = render({"networkPolicy": {"enabled": True}})
+    policy = manifest.one("NetworkPolicy", component="rabbitmq")
+    management_rules = [r for r in policy["spec"]["ingress"]
+                        if any(p["port"] == "management" for p in r.get("ports", []))]
+    assert [r["from"] for r in management_rules] == [[{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "celery-rabbitmq", "app.kubernetes.io/instance": "tq",
+        "app.kubernetes.io/component": "flower"}}}]]
+
+
+def test_external_broker_api_is_used_as_given(render: RenderFn) -> None:
+    api = "https://mq.example.internal:15671/api/"
+    manifest = render({"flower": {"brokerApi": api}})
+    assert env_value(manifest.container("flower"), "FLOWER_BROKER_API") == api
