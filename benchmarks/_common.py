@@ -16,8 +16,31 @@ from kombu.connection import Connection
 
 from taskqueue.children import stop_process
 
-BROKER_URL = os.environ.get("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+#: The broker of the benchmark: BROKER_URL if set, else the private node :func:`broker` starts.
+BROKER_URL = os.environ.get("BROKER_URL", "")
 VENV_BIN = Path(sys.executable).parent
+
+
+@contextlib.contextmanager
+def broker() -> Iterator[str]:
+    """The benchmark's broker URL: ``BROKER_URL`` when set, else a private RabbitMQ node (own ports, data in
+    a temporary directory) started here and stopped by PID on exit. Nothing is assumed to listen on 5672."""
+    global BROKER_URL
+    if BROKER_URL:
+        yield BROKER_URL
+        return
+    from taskqueue.private_broker import find_rabbitmq_server, start_private_broker
+
+    server = find_rabbitmq_server()
+    if server is None:
+        raise SystemExit("BROKER_URL is unset and rabbitmq-server is not installed")
+    node = start_private_broker(server, dict(os.environ))
+    BROKER_URL = node.url
+    try:
+        yield BROKER_URL
+    finally:
+        BROKER_URL = ""
+        node.remove()
 
 
 def wait_for(probe: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:

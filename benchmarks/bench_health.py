@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import VENV_BIN, bench_queue, taskqueue, wait_for, workdir, worker, worker_env
+from _common import VENV_BIN, bench_queue, broker, taskqueue, wait_for, workdir, worker, worker_env
 
 
 def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, int]:
@@ -63,4 +63,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with broker():
+        main()

@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from _common import bench_queue, client, wait_for, workdir, worker, worker_env
+from _common import bench_queue, broker, client, wait_for, workdir, worker, worker_env
 
 from taskqueue.app import ADD_TASK
 
@@ -52,4 +52,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with broker():
+        main()

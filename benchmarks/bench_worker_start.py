@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import bench_queue, client, wait_for, workdir, worker, worker_env
+from _common import bench_queue, broker, client, wait_for, workdir, worker, worker_env
 
 from taskqueue.app import ADD_TASK
 
@@ -48,4 +48,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with broker():
+        main()
