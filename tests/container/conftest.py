@@ -142,9 +142,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Chromium from Debian for the session (no network of its own: it only opens Flower on loopback)."""
+    """Chromium from Debian for one module (no network of its own: it only opens Flower on loopback).
+    Not for the session: Playwright's sync API keeps an asyncio loop running in the main thread while it is
+    open, and every later `asyncio.run()` of the session (pyhelm3) would fail."""
     if not CHROMIUM.exists():
         run_setup_docker()  # installs chromium (root with apt)
     if not CHROMIUM.exists():
