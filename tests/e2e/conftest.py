@@ -27,9 +27,10 @@ IMAGE_VARIABLES = ("E2E_IMAGE_REPOSITORY", "E2E_IMAGE_TAG")
 @pytest.fixture(scope="session")
 def live_cluster() -> Iterator[LiveCluster]:
     cluster = configured_cluster() or start_simulated_cluster(f"tq-e2e-{os.getpid()}")
-    # pytest-helm-charts runs `kubectl` from PATH: the cluster's own, so client and server versions agree.
+    # pytest-helm-charts runs `kubectl` from PATH: the simulated cluster's own, so client and server agree.
     previous_path = os.environ["PATH"]
-    os.environ["PATH"] = f"{Path(cluster.kubectl).parent}{os.pathsep}{previous_path}"
+    if Path(cluster.kubectl).is_absolute():
+        os.environ["PATH"] = f"{Path(cluster.kubectl).parent}{os.pathsep}{previous_path}"
     try:
         yield cluster
     finally:
@@ -92,8 +93,7 @@ ReleaseFactory = Callable[..., HelmRelease]
 
 @pytest.fixture
 def release_factory(
-    live_cluster: LiveCluster, helm_binary: Path, restricted_namespace: NamespaceFactory,
-    kube_cluster: Any,
+    live_cluster: LiveCluster, helm_binary: Path, restricted_namespace: NamespaceFactory
 ) -> Iterator[ReleaseFactory]:
     """Makes HelmRelease objects (not yet installed); every one still installed is uninstalled after."""
     made: list[HelmRelease] = []
