@@ -66,10 +66,10 @@ def start_simulated_cluster(name: str) -> LiveCluster:
     """Build (first time only, tens of minutes; progress on stderr) and start a simulated cluster."""
     started = time.monotonic()
     up = subprocess.run([str(CLUSTER_SCRIPT), "up", name], stdout=subprocess.PIPE, text=True, check=False)
-    env = subprocess.run([str(CLUSTER_SCRIPT), "env", name], stdout=subprocess.PIPE, text=True, check=True)
     if up.returncode != 0:
         subprocess.run([str(CLUSTER_SCRIPT), "down", name], check=False, timeout=300)
         raise RuntimeError(f"scripts/cluster.sh up {name} failed with {up.returncode} (its output is above)")
+    env = subprocess.run([str(CLUSTER_SCRIPT), "env", name], stdout=subprocess.PIPE, text=True, check=True)
     exports = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines())
     bin_dir = exports["PATH"].split(":")[0]
     print(f"simulated cluster {name} ready in {time.monotonic() - started:.1f} s")
