@@ -34,6 +34,8 @@ RUNTIME_VARIABLES = (
     "WORKER_MINGLE", "WORKER_GOSSIP", "WORKER_REMOTE_CONTROL",
     "FLOWER_STATE_SAVE_INTERVAL", "FLOWER_PURGE_OFFLINE_WORKERS", "WORKER_TASK_MODULES",
     "FLOWER_BROKER_API",
+    "BEAT_SCHEDULE", "BEAT_SCHEDULE_FILE", "BEAT_HEALTH_FILE",
+    "PRODUCER_RATE", "PRODUCER_COUNT", "PRODUCER_IDLE_AFTER_COUNT",
 )
 
 
@@ -155,6 +157,8 @@ def runtime_environment(broker_url: str, queue_name: str, directory: Path) -> di
         QUEUE_NAME=queue_name,
         HEALTH_FILE=str(directory / "worker.heartbeat"),
         PRODUCER_HEALTH_FILE=str(directory / "producer.heartbeat"),
+        BEAT_HEALTH_FILE=str(directory / "beat.heartbeat"),
+        BEAT_SCHEDULE_FILE=str(directory / "beat-state" / "schedule"),
         FLOWER_DB=str(directory / "flower.db"),
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         PYTHONUNBUFFERED="1",

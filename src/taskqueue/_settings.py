@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from taskqueue.config import (
+    DEFAULT_BEAT_HEALTH_FILE,
     DEFAULT_FLOWER_PORT,
     DEFAULT_HEALTH_FILE,
     DEFAULT_HEALTH_MAX_AGE,
@@ -29,6 +30,10 @@ from taskqueue.config import (
     mask_url,
     url_prefix,
 )
+from taskqueue.schedule import DEFAULT_SCHEDULE, ScheduleEntry, parse_schedule
+
+#: Variables whose messages quote the bad part themselves: the whole value (a JSON schedule) is not echoed.
+QUOTING_VARIABLES = frozenset({"BEAT_SCHEDULE"})
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -60,6 +65,7 @@ class Settings(BaseSettings):
     queue_delivery_limit: PositiveInt = 10
     worker_concurrency: PositiveInt = 2
     worker_prefetch_multiplier: PositiveInt = 1
+    worker_pool: Literal["prefork", "threads", "solo"] = "prefork"
     task_time_limit: PositiveInt = 300
     task_soft_time_limit: PositiveInt = 240
     broker_connection_timeout: PositiveFloat = 4.0
@@ -74,8 +80,13 @@ class Settings(BaseSettings):
     # paths): none by default, so a production worker runs only ``add``. NoDecode: a plain list, not JSON.
     worker_task_modules: Annotated[tuple[str, ...], NoDecode] = ()
 
-    # Producer.
+    # Producer: seconds between dispatches, or tasks per second (PRODUCER_RATE R means PRODUCER_INTERVAL
+    # 1/R; set one of them), tasks to send (none: until stopped) and, once sent, whether to stay up idle
+    # (a Kubernetes Deployment restarts an exited container, which would send another batch).
     producer_interval: PositiveFloat = 5.0
+    producer_rate: Annotated[float, Field(gt=0, le=100_000)] | None = None
+    producer_count: PositiveInt | None = None
+    producer_idle_after_count: bool = False
 
     # Health: the heartbeat file the worker refreshes and the probe checks for freshness. The interval and
     # the max age apply to the producer's heartbeat too; it has a file of its own, so that a worker and a
@@ -84,6 +95,13 @@ class Settings(BaseSettings):
     health_interval: PositiveFloat = 5.0
     health_max_age: PositiveFloat = DEFAULT_HEALTH_MAX_AGE
     producer_health_file: Path = DEFAULT_PRODUCER_HEALTH_FILE
+    beat_health_file: Path = DEFAULT_BEAT_HEALTH_FILE
+
+    # celery beat (``taskqueue beat``): the schedule, a JSON list of entries (``taskqueue.schedule``;
+    # NoDecode: parsed and checked by the validator below, with messages naming the entry and field), and
+    # the file beat keeps its schedule state in (last run of each entry), in a writable directory.
+    beat_schedule: Annotated[tuple[ScheduleEntry, ...], NoDecode] = DEFAULT_SCHEDULE
+    beat_schedule_file: Path = Path("/tmp/taskqueue-beat-schedule")
 
     # Flower.
     flower_port: Port = DEFAULT_FLOWER_PORT
@@ -116,6 +134,11 @@ class Settings(BaseSettings):
             raise ValueError(f"not a Python module path: {', '.join(map(repr, bad))} (write pkg.tasks)")
         return names
 
+    @field_validator("beat_schedule", mode="before")
+    @classmethod
+    def _parse_beat_schedule(cls, value: object) -> object:
+        return parse_schedule(value) if isinstance(value, str) else value
+
     @field_validator("flower_url_prefix")
     @classmethod
     def _strip_prefix_slashes(cls, value: str) -> str:
@@ -141,6 +164,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
+        if self.producer_rate is not None and "producer_interval" in self.model_fields_set:
+            raise ValueError(
+                "PRODUCER_RATE and PRODUCER_INTERVAL are mutually exclusive (PRODUCER_RATE R means "
+                "PRODUCER_INTERVAL 1/R); set one"
+            )
         if self.task_soft_time_limit >= self.task_time_limit:
             raise ValueError(
                 "TASK_SOFT_TIME_LIMIT must be below TASK_TIME_LIMIT "
@@ -173,6 +201,11 @@ class Settings(BaseSettings):
         return f"amqp://{userinfo}@{host}:{self.rabbitmq_service_service_port}/{vhost}"
 
     @property
+    def producer_period(self) -> float:
+        """Seconds between two dispatches: 1/PRODUCER_RATE when set, else PRODUCER_INTERVAL."""
+        return 1.0 / self.producer_rate if self.producer_rate is not None else self.producer_interval
+
+    @property
     def broker_display(self) -> str:
         """The broker URL with the password masked, safe to log."""
         return mask_url(self.broker)
@@ -189,7 +222,7 @@ def _describe(error: Mapping[str, object]) -> str:
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     if not variable:
         return message
-    if variable in SECRET_VARIABLES or "input" not in error:
+    if variable in SECRET_VARIABLES or variable in QUOTING_VARIABLES or "input" not in error:
         return f"{variable}: {message}"
     return f"{variable}: {message} (got {error['input']!r})"
 

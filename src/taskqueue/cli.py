@@ -1,4 +1,4 @@
-"""The one ``taskqueue`` command the containers run: worker, produce, flower, health, demo.
+"""The one ``taskqueue`` command the containers run: worker, produce, beat, flower, health, demo.
 
 Each subcommand loads the settings first, so a bad environment variable stops the process with one line
 naming it (exit 2) before anything connects anywhere. Module imports are deferred to the subcommand so a
@@ -75,16 +75,38 @@ def worker() -> None:
     type=click.FloatRange(min=0, min_open=True, max=100_000),
     help="Tasks per second, for bulk runs (same as --interval 1/R; not with --interval).",
 )
-@click.option("--count", type=click.IntRange(min=1), help="Stop after N tasks [default: run until stopped].")
-def produce(interval: float | None, rate: float | None, count: int | None) -> None:
-    """Dispatch ``add`` with random integers (the original's run_tasks.py)."""
+@click.option("--count", type=click.IntRange(min=1),
+              help="Stop after N tasks [default: PRODUCER_COUNT, else run until stopped].")
+@click.option("--idle-after-count", is_flag=True, default=None,
+              help="Once --count tasks are sent, stay up idle until stopped instead of exiting (a "
+                   "Kubernetes Deployment restarts an exited producer into another batch) "
+                   "[default: PRODUCER_IDLE_AFTER_COUNT, false].")
+def produce(
+    interval: float | None, rate: float | None, count: int | None, idle_after_count: bool | None
+) -> None:
+    """Dispatch ``add`` with random integers (the original's run_tasks.py). Options win over the
+    environment: --interval or --rate over PRODUCER_INTERVAL/PRODUCER_RATE, --count over PRODUCER_COUNT."""
     if interval is not None and rate is not None:
         raise click.UsageError("--interval and --rate are mutually exclusive (--rate R means --interval 1/R)")
     settings = _settings()
     from taskqueue.producer import interval_from, run_producer
 
-    period = interval_from(interval, rate, settings.producer_interval)
-    sys.exit(run_producer(settings, interval=period, count=count))
+    period = interval_from(interval, rate, settings.producer_period)
+    sys.exit(run_producer(
+        settings,
+        interval=period,
+        count=settings.producer_count if count is None else count,
+        idle_after_count=settings.producer_idle_after_count if idle_after_count is None else idle_after_count,
+    ))
+
+
+@main.command()
+def beat() -> None:
+    """Run celery beat: send the BEAT_SCHEDULE tasks (default: add every 5 s) on time."""
+    settings = _settings()
+    from taskqueue.beat import run_beat
+
+    sys.exit(run_beat(settings))
 
 
 @main.command()
@@ -123,6 +145,18 @@ def health_producer(liveness: bool) -> None:
     from taskqueue.health import check_producer
 
     sys.exit(check_producer(settings, liveness=liveness).report())
+
+
+@health.command("beat")
+@click.option("--liveness", is_flag=True,
+              help="Pass also while beat waits for the broker (alive, not wedged): for a livenessProbe. "
+                   "Without it, healthy only while connected and its sends succeed (readiness).")
+def health_beat(liveness: bool) -> None:
+    """Check celery beat's heartbeat: alive, its scheduler loop turning (no broker round trip)."""
+    settings = _probe_settings()
+    from taskqueue.health import check_beat
+
+    sys.exit(check_beat(settings, liveness=liveness).report())
 
 
 @health.command("flower")

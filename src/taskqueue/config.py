@@ -10,8 +10,8 @@ Two views of the same environment:
   producer, Flower and the demo. It is defined in the private ``taskqueue._settings`` and imported on
   first use, because pydantic alone costs ~90 ms of CPU at import.
 - :class:`ProbeSettings` / :func:`load_probe_settings`: the few variables the health probes read
-  (``HEALTH_FILE``, ``HEALTH_MAX_AGE``, ``PRODUCER_HEALTH_FILE``, ``FLOWER_PORT``, ``FLOWER_URL_PREFIX``,
-  ``FLOWER_BASIC_AUTH``),
+  (``HEALTH_FILE``, ``HEALTH_MAX_AGE``, ``PRODUCER_HEALTH_FILE``, ``BEAT_HEALTH_FILE``, ``FLOWER_PORT``,
+  ``FLOWER_URL_PREFIX``, ``FLOWER_BASIC_AUTH``),
   standard library only: Kubernetes runs a probe every few seconds in every pod. Same defaults, same
   rules, same messages as ``Settings`` (``tests/unit/test_config.py`` checks they agree). A probe checks
   only what it reads: a bad ``WORKER_CONCURRENCY`` stops the worker itself at start.
@@ -43,6 +43,8 @@ DEFAULT_HEALTH_FILE = Path("/tmp/taskqueue-worker.heartbeat")
 # The producer's own file: a worker and a producer sharing one environment (the demo, a laptop, the
 # tests) must not overwrite each other's heartbeat.
 DEFAULT_PRODUCER_HEALTH_FILE = Path("/tmp/taskqueue-producer.heartbeat")
+# celery beat's own heartbeat file (``taskqueue beat``, checked by ``taskqueue health beat``).
+DEFAULT_BEAT_HEALTH_FILE = Path("/tmp/taskqueue-beat.heartbeat")
 DEFAULT_HEALTH_MAX_AGE = 30.0
 DEFAULT_FLOWER_PORT = 5555
 
@@ -128,7 +130,7 @@ class Secret:
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    """What ``taskqueue health worker|producer|flower`` read. Built by :func:`load_probe_settings`, which
+    """What ``taskqueue health worker|producer|beat|flower`` read. Built by :func:`load_probe_settings`, which
     validates; the constructor (for tests and callers holding valid values) does not."""
 
     health_file: Path = DEFAULT_HEALTH_FILE
@@ -137,6 +139,7 @@ class ProbeSettings:
     flower_port: int = DEFAULT_FLOWER_PORT
     flower_basic_auth: Secret | None = None
     flower_url_prefix: str = ""
+    beat_health_file: Path = DEFAULT_BEAT_HEALTH_FILE
 
     @property
     def flower_auth(self) -> str | None:
@@ -220,6 +223,7 @@ def load_probe_settings(environ: Mapping[str, str] | None = None) -> ProbeSettin
     read("health_file", Path)
     read("health_max_age", _positive_float)
     read("producer_health_file", Path)
+    read("beat_health_file", Path)
     read("flower_port", _port)
     read("flower_basic_auth", _basic_auth)
     read("flower_url_prefix", url_prefix)

@@ -1,4 +1,4 @@
-"""Cheap health checks for Kubernetes probes: ``taskqueue health worker|producer|flower``.
+"""Cheap health checks for Kubernetes probes: ``taskqueue health worker|producer|beat|flower``.
 
 The worker check reads the heartbeat file the worker's bootstep refreshes from its event loop (see
 ``taskqueue.worker``): no broker round-trip, no broadcast, no subprocess, no Celery import, and it works
@@ -14,7 +14,12 @@ but not ready*: ``--liveness`` passes it, the default (readiness) does
 not. Restarting it during a broker outage would fix nothing, yet "not ready" keeps the outage visible
 (READY 0/1, ``helm --wait``, rollouts wait instead of declaring a producer that cannot publish good).
 
-Both checks take :class:`~taskqueue.config.ProbeSettings` (standard library only, like this module and
+The beat check reads the heartbeat file celery beat refreshes from its scheduler loop (``taskqueue.beat``:
+at least every ``HEALTH_INTERVAL``, also while it waits for the broker). Missing, stale (the loop is
+wedged), a gone PID or ``stopped``: unhealthy, without any broker round trip. ``broker-unavailable``
+(cannot connect, or its last send failed) is alive but not ready, as for the producer.
+
+The checks take :class:`~taskqueue.config.ProbeSettings` (standard library only, like this module and
 ``taskqueue.heartbeat``): a probe's whole import path stays free of pydantic, Celery, kombu and requests.
 """
 
@@ -33,6 +38,7 @@ from taskqueue.heartbeat import (
     CONSUMING,
     DRAINING,
     PUBLISHING,
+    SCHEDULING,
     STARTING,
     Heartbeat,
     HeartbeatError,
@@ -128,6 +134,28 @@ def check_producer(
     else:  # alive, not ready: say so even when the liveness probe passes
         doing = f"alive, {beat.state}" + (f" ({beat.detail})" if beat.detail else "")
     return HealthResult("producer", True, f"producer {beat.pid} {doing}, heartbeat {age:.1f}s old")
+
+
+#: celery beat states each probe passes, as for the producer: alive while its loop turns, ready once
+#: connected with its last send (if any) accepted.
+BEAT_LIVE_STATES = frozenset({STARTING, SCHEDULING, BROKER_UNAVAILABLE})
+BEAT_READY_STATES = frozenset({SCHEDULING})
+
+
+def check_beat(settings: ProbeSettings, *, liveness: bool = False, now: float | None = None) -> HealthResult:
+    """Judge celery beat's heartbeat file (``BEAT_HEALTH_FILE``) against ``HEALTH_MAX_AGE``: ready only
+    while scheduling; with ``liveness``, also alive while starting or waiting for the broker."""
+    found = _live_heartbeat("beat", settings.beat_health_file, settings.health_max_age, now)
+    if isinstance(found, HealthResult):
+        return found
+    beat, age = found
+    if beat.state not in (BEAT_LIVE_STATES if liveness else BEAT_READY_STATES):
+        return HealthResult("beat", False, _state_reason("beat", beat))
+    if beat.state == SCHEDULING:
+        doing = "scheduling" + (f" {beat.detail}" if beat.detail else "")
+    else:
+        doing = f"alive, {beat.state}" + (f" ({beat.detail})" if beat.detail else "")
+    return HealthResult("beat", True, f"beat {beat.pid} {doing}, heartbeat {age:.1f}s old")
 
 
 def flower_healthcheck_url(settings: ProbeSettings) -> str:

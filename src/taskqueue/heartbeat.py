@@ -1,5 +1,6 @@
 """Heartbeat files: a small JSON document a process rewrites, the health probe reads. One mechanism for
-the worker (``HEALTH_FILE``) and the producer (``PRODUCER_HEALTH_FILE``), each in its own file.
+the worker (``HEALTH_FILE``), the producer (``PRODUCER_HEALTH_FILE``) and celery beat
+(``BEAT_HEALTH_FILE``), each in its own file.
 
 Standard library only (no Celery, not even logging): the probe imports this module and must start fast.
 
@@ -8,7 +9,9 @@ but a queue is not consumed: the "zombie"), ``disconnected`` (broker connection 
 ``draining`` (SIGTERM received: finishing the tasks it holds, taking no new ones; alive).
 Producer states: ``publishing`` (its last publish was confirmed), ``broker-unavailable`` (publishes fail,
 backing off: alive, but not doing its job), ``broker-blocked`` (RabbitMQ holds its publishes back during
-a resource alarm, low disk or memory: alive, not doing its job, and a restart would not help). Both:
+a resource alarm, low disk or memory: alive, not doing its job, and a restart would not help). celery
+beat (``BEAT_HEALTH_FILE``): ``scheduling`` (connected, its last send succeeded) and
+``broker-unavailable`` (cannot reach the broker or a send failed: alive, retrying). All three:
 ``starting`` and ``stopped``. ``taskqueue.health`` judges them: only a fresh heartbeat from a live process
 counts, and which states pass is the check's call.
 """
@@ -35,9 +38,10 @@ STOPPED = "stopped"
 PUBLISHING = "publishing"
 BROKER_UNAVAILABLE = "broker-unavailable"
 BROKER_BLOCKED = "broker-blocked"
+SCHEDULING = "scheduling"
 STATES = frozenset(
     {CONSUMING, NOT_CONSUMING, DISCONNECTED, DRAINING, STARTING, STOPPED, PUBLISHING, BROKER_UNAVAILABLE,
-     BROKER_BLOCKED}
+     BROKER_BLOCKED, SCHEDULING}
 )
 
 

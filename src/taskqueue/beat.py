@@ -1,0 +1,161 @@
+"""``taskqueue beat``: celery beat, the periodic scheduler, sending the ``BEAT_SCHEDULE`` tasks on time.
+
+A singleton: two beats send every task twice, so the chart runs at most one replica (``Recreate``).
+
+Schedule: ``BEAT_SCHEDULE`` (``taskqueue.schedule``; default ``add`` every 5 s, the original's producer).
+State: Celery's ``PersistentScheduler`` keeps each entry's last run in ``BEAT_SCHEDULE_FILE`` (a shelve
+file), so a restarted beat neither repeats nor skips a crontab run when the file survives (a PVC); entries
+no longer configured are dropped from it at start.
+
+Health: the scheduler loop itself refreshes ``BEAT_HEALTH_FILE`` (``taskqueue.heartbeat``) at least every
+``HEALTH_INTERVAL`` (the loop never sleeps longer), also while it waits for the broker, and never from a
+thread of its own: a wedged loop leaves a stale file for ``taskqueue health beat``, with no broker round
+trip. States: ``starting``, ``scheduling`` (connected; its last send succeeded), ``broker-unavailable``
+(cannot connect, or a send failed after its retries: Celery logs it and beat goes on) and ``stopped``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+from celery.beat import PersistentScheduler
+from celery.schedules import crontab
+
+from taskqueue.app import create_app
+from taskqueue.config import Settings
+from taskqueue.heartbeat import BROKER_UNAVAILABLE, SCHEDULING, STARTING, STOPPED, HeartbeatWriter
+from taskqueue.schedule import CRONTAB_FIELDS, ScheduleEntry
+
+logger = logging.getLogger("taskqueue.beat")
+
+
+def celery_schedule(entries: tuple[ScheduleEntry, ...]) -> dict[str, dict[str, Any]]:
+    """Celery's ``beat_schedule`` for ``entries``."""
+    schedule: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        when: float | crontab
+        if entry.every is not None:
+            when = entry.every
+        else:
+            assert entry.crontab is not None  # parse_schedule gives every entry one of the two
+            when = crontab(**dict(zip(CRONTAB_FIELDS, entry.crontab.split(), strict=True)))
+        options: dict[str, Any] = {}
+        if entry.queue:
+            options["queue"] = entry.queue
+        if entry.expires is not None:
+            options["expires"] = entry.expires
+        schedule[entry.name] = {
+            "task": entry.task,
+            "schedule": when,
+            "args": tuple(entry.args),
+            "kwargs": dict(entry.kwargs),
+            "options": options,
+        }
+    return schedule
+
+
+class BeatHeartbeat:
+    """Beat's heartbeat file: written on a change of state, and whenever the last write is ``interval``
+    old. Called from the scheduler loop only."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._writer = HeartbeatWriter(settings.beat_health_file, logger)
+        self.interval = settings.health_interval
+        self.state = ""
+        self.detail = ""
+        self._written_at = -math.inf
+
+    def update(self, state: str, detail: str = "") -> None:
+        changed = (state, detail) != (self.state, self.detail)
+        if changed or time.monotonic() >= self._written_at + self.interval:
+            self.state, self.detail = state, detail
+            self._written_at = time.monotonic()
+            self._writer.write(state, detail)
+
+    def refresh(self) -> None:
+        """Rewrite the current state if due (kombu calls this about once a second while it retries)."""
+        self.update(self.state, self.detail)
+
+
+class TaskqueueScheduler(PersistentScheduler):  # type: ignore[misc]  # Celery is untyped
+    """Celery's persistent scheduler, refreshing the heartbeat from its loop.
+
+    ``heartbeat`` is set on the subclass :func:`scheduler_class` makes: Celery builds the scheduler
+    itself, from a class."""
+
+    heartbeat: BeatHeartbeat
+    #: What the log says of each entry at start.
+    entries: tuple[str, ...] = ()
+    _connected = False
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        self.heartbeat.refresh()
+        if not self._connected:
+            # Connect now, not at the first due entry: readiness then means "connected", whatever the
+            # schedule; the wait (heartbeat refreshed all along) happens here.
+            self._connected = self.producer is not None
+            logger.info("beat: connected to %s; schedule: %s", self.connection.as_uri(),
+                        "; ".join(self.entries))
+            self.heartbeat.update(SCHEDULING, self._summary())
+        interval: float = super().tick(*args, **kwargs)
+        return interval
+
+    def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
+        try:
+            result = super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+        except Exception as exc:
+            # Celery logs it ("Message Error") and moves on to the next run; the probe shows it too.
+            problem = f"could not send {entry.name}: {exc.__class__.__name__}"
+            self.heartbeat.update(BROKER_UNAVAILABLE, problem)
+            raise
+        self.heartbeat.update(SCHEDULING, self._summary())
+        return result
+
+    def _ensure_connected(self) -> Any:
+        def on_error(exc: BaseException, interval: float) -> None:
+            logger.error("beat: cannot reach the broker: %s: %s; retrying in %gs",
+                         exc.__class__.__name__, exc, interval)
+            self.heartbeat.update(BROKER_UNAVAILABLE, f"{exc.__class__.__name__}, retrying")
+
+        return self.connection.ensure_connection(
+            on_error, self.app.conf.broker_connection_max_retries, callback=self.heartbeat.refresh
+        )
+
+    def _summary(self) -> str:
+        count = len(self.app.conf.beat_schedule or {})
+        return f"{count} entr{'y' if count == 1 else 'ies'}"
+
+
+def scheduler_class(heartbeat: BeatHeartbeat, entries: tuple[ScheduleEntry, ...]) -> type[TaskqueueScheduler]:
+    """A :class:`TaskqueueScheduler` bound to ``heartbeat``."""
+    described = tuple(entry.describe() for entry in entries)
+    return type("TaskqueueScheduler", (TaskqueueScheduler,), {"heartbeat": heartbeat, "entries": described})
+
+
+def run_beat(settings: Settings) -> int:
+    """Run beat until SIGTERM/SIGINT (Celery's handlers save the schedule state first); returns 0."""
+    app = create_app(settings)
+    entries = settings.beat_schedule
+    app.conf.beat_schedule = celery_schedule(entries)
+    app.conf.beat_schedule_filename = str(settings.beat_schedule_file)
+    # The loop turns at least every HEALTH_INTERVAL, so the heartbeat never goes stale while it waits.
+    app.conf.beat_max_loop_interval = settings.health_interval
+    heartbeat = BeatHeartbeat(settings)
+    heartbeat.update(STARTING, "connecting to the broker")
+    try:
+        settings.beat_schedule_file.parent.mkdir(parents=True, exist_ok=True)
+        beat = app.Beat(
+            scheduler_cls=scheduler_class(heartbeat, entries),
+            loglevel=settings.log_level.upper(),
+            max_interval=settings.health_interval,
+            # Its remote control (celery inspect ping) is a broker round trip: the heartbeat is the check.
+            remote_control=False,
+            quiet=True,
+        )
+        beat.run()
+    finally:
+        heartbeat.update(STOPPED, "beat stopped")
+    return 0
