@@ -4,7 +4,8 @@
 #   etcd                                                              from go.etcd.io/etcd/server/v3
 #   kwok, kwokctl                                                     from sigs.k8s.io/kwok
 # and beside them the data the cluster starts with, from the same projects' modules: KWOK's own stages
-# (stages.yaml, storage-class.yaml) and the CRDs of the chart's optional features (crds/: KEDA).
+# (stages.yaml, storage-class.yaml) and the CRDs of the chart's optional features (crds/: KEDA's ScaledObject
+# and TriggerAuthentication, the Prometheus Operator's ServiceMonitor and PrometheusRule).
 # Nothing is downloaded but Go modules. A second run finds the binaries and does nothing; a run on a
 # machine whose Go caches are warm only relinks. Prints its progress (a cold build takes tens of minutes).
 #   scripts/build-cluster.sh              build (or check) and print the bin directory on the last line
@@ -17,20 +18,27 @@ KUBERNETES_VERSION=${KUBERNETES_VERSION:-v1.36.3}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.8}   # the etcd client k8s.io/kubernetes $KUBERNETES_VERSION requires
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 KEDA_VERSION=${KEDA_VERSION:-v2.16.1}  # the oldest KEDA the chart supports
+PROMETHEUS_OPERATOR_VERSION=${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}
 
 key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_keda-${KEDA_VERSION}"
 dest="$root/.tools/cluster/$key"
 bin="$dest/bin"
 binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl)
+# The CRDs' sources, written beside them: data fetched by an older script (fewer CRDs) is fetched again,
+# without rebuilding the binaries (the CRD versions are not part of $key).
+crd_versions="keda-$KEDA_VERSION prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"
 
 say() { printf '[build-cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-complete() {
+binaries_complete() {
     for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || return 1; done
-    [ -s "$dest/stages.yaml" ] && [ -s "$dest/storage-class.yaml" ] && [ -d "$dest/crds" ]
+}
+data_complete() {
+    [ -s "$dest/stages.yaml" ] && [ -s "$dest/storage-class.yaml" ] \
+        && [ "$(cat "$dest/crds/versions.txt" 2>/dev/null)" = "$crd_versions" ]
 }
 module_dir() { go mod download -json "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'; }
-if [ "${1:-}" != --data-only ] && complete; then
+if [ "${1:-}" != --data-only ] && binaries_complete && data_complete; then
     echo "$bin"
     exit 0
 fi
@@ -57,15 +65,26 @@ fetch_data() {
     keda_dir=$(cd "$kwok_src" && module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
     mkdir -p "$dest/crds.tmp"
     cp "$keda_dir"/config/crd/bases/keda.sh_{scaledobjects,triggerauthentications}.yaml "$dest/crds.tmp/"
+    say "fetching the Prometheus Operator $PROMETHEUS_OPERATOR_VERSION CRDs"
+    operator_dir=$(cd "$kwok_src" \
+        && module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+    cp "$operator_dir"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml \
+        "$dest/crds.tmp/"
+    chmod u+w "$dest"/crds.tmp/*.yaml  # the module cache is read-only
+    echo "$crd_versions" >"$dest/crds.tmp/versions.txt"  # kubectl apply -f reads only .yaml/.yml/.json
     rm -rf "$dest/crds" && mv "$dest/crds.tmp" "$dest/crds"
 }
 
 if [ "${1:-}" = --data-only ]; then
-    [ -d "$dest/crds" ] || fetch_data
+    data_complete || fetch_data
     echo "$dest"
     exit 0
 fi
-[ -d "$dest/crds" ] || fetch_data
+data_complete || fetch_data
+if binaries_complete; then
+    echo "$bin"
+    exit 0
+fi
 start=$(date +%s)
 
 # --- Kubernetes: a wrapper module that replaces each staging module k8s.io/<name> (a ./staging path in

@@ -54,6 +54,9 @@ case "$command" in
 up)
     if [ -f "$kubeconfig" ] && kubectl get --raw /readyz >/dev/null 2>&1; then
         say "cluster $name is already running"
+        # CRDs added to the build since it started (server-side apply: idempotent).
+        kubectl apply --server-side -f "$dist/crds/" >/dev/null
+        kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
         echo "$kubeconfig"
         exit 0
     fi

@@ -1,7 +1,9 @@
 """Every rendered object of every values set, validated strictly (unknown fields are errors) against the
 Kubernetes schemas of the oldest and the newest Kubernetes version the chart supports. Kinds
-kubernetes-validate has no schema for (KEDA's CRDs) are validated against the minimal schemas below,
-covering the fields the chart uses: nothing is skipped."""
+kubernetes-validate has no schema for are validated against CRD schemas: the Prometheus Operator's
+(monitoring.coreos.com: ServiceMonitor, PrometheusRule) from its real CRDs, fetched from its Go module by
+scripts/build-cluster.sh --data-only (tests/support/crds.py, strict: unknown fields are errors), KEDA's
+against the minimal schemas below, covering the fields the chart uses: nothing is skipped."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import yaml
 from packaging.version import Version
 
 from tests.chart.rendering import CHART_DIR, HarnessReport, Manifest, RenderFn, ValuesSet, objref
+from tests.support.crds import CrdKey, CrdsUnavailable, crd_schemas
 
 # ---------------------------------------------------------------------------------------------- versions
 
@@ -185,6 +188,20 @@ CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("keda.sh/v1alpha1", "TriggerAuthentication"): KEDA_TRIGGER_AUTHENTICATION,
 }
 
+#: API groups whose schemas come from the real CRDs (tests/support/crds.py), fetched on first use.
+REAL_CRD_GROUPS = ("monitoring.coreos.com",)
+_real_crd_schemas: dict[CrdKey, dict[str, Any]] = {}
+
+
+def crd_schema(api_version: str, kind: str) -> dict[str, Any] | None:
+    """The JSON Schema of a custom resource: from its real CRD for REAL_CRD_GROUPS (raises CrdsUnavailable
+    when they cannot be fetched), else the hand-written CRD_SCHEMAS; None when neither has it."""
+    if api_version.split("/")[0] in REAL_CRD_GROUPS:
+        if not _real_crd_schemas:
+            _real_crd_schemas.update(crd_schemas(_OBJECT_META, REAL_CRD_GROUPS))
+        return _real_crd_schemas.get((api_version, kind))
+    return CRD_SCHEMAS.get((api_version, kind))
+
 # ---------------------------------------------------------------------------------------------- tests
 
 
@@ -197,7 +214,10 @@ def validate_object(obj: dict[str, Any], kube_version: str) -> tuple[str, str | 
         path = "/".join(str(p) for p in exc.path)
         return "kubernetes", f"{objref(obj)} at /{path}: {exc.message}"
     except kubernetes_validate.SchemaNotFoundError:
-        schema = CRD_SCHEMAS.get((obj.get("apiVersion", ""), obj.get("kind", "")))
+        try:
+            schema = crd_schema(obj.get("apiVersion", ""), obj.get("kind", ""))
+        except CrdsUnavailable as exc:
+            return "crd", f"{objref(obj)}: its CRD schema is unavailable: {exc}"
         if schema is None:
             return "crd", f"{objref(obj)}: no Kubernetes schema and no CRD schema in this module for it"
         errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(obj), key=str)

@@ -498,8 +498,21 @@ successThreshold: 1
 container; the heartbeat file is PRODUCER_HEALTH_FILE, which `taskqueue health producer` reads. */}}
 {{- define "celery-rabbitmq.producer.env" -}}
 {{- $p := .Values.producer -}}
+{{- if kindIs "invalid" $p.rate }}
 - name: PRODUCER_INTERVAL
   value: {{ $p.interval | toString | quote }}
+{{- else }}
+{{- /* producer.rate replaces producer.interval: the producer refuses both variables at once. */}}
+- name: PRODUCER_RATE
+  value: {{ $p.rate | toString | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" $p.count) }}
+{{- /* Then idle: an exited container of a Deployment would be restarted into another batch. */}}
+- name: PRODUCER_COUNT
+  value: {{ int64 $p.count | toString | quote }}
+- name: PRODUCER_IDLE_AFTER_COUNT
+  value: "true"
+{{- end }}
 - name: PRODUCER_HEALTH_FILE
   value: /tmp/taskqueue-producer.heartbeat
 - name: HEALTH_INTERVAL
@@ -582,4 +595,20 @@ extraneous objects and prune them. */ -}}
 {{- range (include "celery-rabbitmq.secrets.hookPlan" .ctx | fromJsonArray) -}}
 {{- if eq .name $.name -}}true{{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The scrape settings every ServiceMonitor endpoint shares (metrics.serviceMonitor). */}}
+{{- define "celery-rabbitmq.serviceMonitor.endpoint" -}}
+{{- $sm := .Values.metrics.serviceMonitor -}}
+scheme: http
+interval: {{ $sm.interval }}
+scrapeTimeout: {{ $sm.scrapeTimeout }}
+{{- with $sm.relabelings }}
+relabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $sm.metricRelabelings }}
+metricRelabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}

@@ -141,6 +141,44 @@ so it runs for every render.
   {{- $e = append $e (printf "networkPolicy.flowerFrom must list who reaches Flower (e.g. the ingress controller's namespace) when it is exposed (flower.ingress.enabled=%v, flower.service.type=%s) with networkPolicy.enabled: Flower's port is open to no other source, because it also serves /metrics without authentication" $f.ingress.enabled $f.service.type) -}}
 {{- end -}}
 
+{{- /* Metrics */ -}}
+{{- $sm := $v.metrics.serviceMonitor -}}
+{{- if $sm.enabled -}}
+  {{- if not $f.enabled -}}
+    {{- $e = append $e "metrics.serviceMonitor.enabled needs flower.enabled: the Celery metrics (tasks by name and state, runtimes, workers up) are served by Flower's /metrics; enable Flower or leave the ServiceMonitors off" -}}
+  {{- end -}}
+  {{- if and $v.networkPolicy.enabled (not $v.networkPolicy.metricsFrom) -}}
+    {{- $e = append $e "networkPolicy.metricsFrom must list the Prometheus that scrapes (e.g. a namespaceSelector for its namespace) when metrics.serviceMonitor.enabled with networkPolicy.enabled: the metrics ports admit no other source, so every scrape would be dropped" -}}
+  {{- end -}}
+  {{- $ms := dict -}}
+  {{- range $key := list "interval" "scrapeTimeout" -}}
+    {{- $d := get $sm $key | toString -}}
+    {{- $total := 0 -}}
+    {{- range $part := regexFindAll "[0-9]+(ms|h|m|s)" $d -1 -}}
+      {{- $n := int (regexFind "^[0-9]+" $part) -}}
+      {{- $unit := regexFind "(ms|h|m|s)$" $part -}}
+      {{- $total = add $total (mul $n (get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000) $unit)) -}}
+    {{- end -}}
+    {{- $_ := set $ms $key $total -}}
+  {{- end -}}
+  {{- if gt (int $ms.scrapeTimeout) (int $ms.interval) -}}
+    {{- $e = append $e (printf "metrics.serviceMonitor.scrapeTimeout (%s) must not exceed metrics.serviceMonitor.interval (%s): Prometheus refuses such a scrape config" $sm.scrapeTimeout $sm.interval) -}}
+  {{- end -}}
+{{- end -}}
+
+{{- /* Extension points: names of added containers and volumes, mounted volumes (_extensions.tpl) */ -}}
+{{- $e = concat $e (include "celery-rabbitmq.extensions.problems" . | fromJsonArray) -}}
+
+{{- $pr := $v.metrics.prometheusRule -}}
+{{- if and $pr.enabled (not $r.enabled) -}}
+  {{- if not $pr.rabbitmqSelector -}}
+    {{- $e = append $e "metrics.prometheusRule.rabbitmqSelector must select the external broker's series (e.g. job=\"rabbitmq\", namespace=\"messaging\") when rabbitmq.enabled=false: the default selects the bundled broker's Service" -}}
+  {{- end -}}
+  {{- if not (int $pr.rabbitmqNodes) -}}
+    {{- $e = append $e "metrics.prometheusRule.rabbitmqNodes must be the external broker's node count (> 0) when rabbitmq.enabled=false: RabbitMQNodeDown and the quorum majority are counted from it" -}}
+  {{- end -}}
+{{- end -}}
+
 {{- if $e -}}
   {{- fail (printf "\n%d value problem(s):\n- %s" (len $e) (join "\n- " $e)) -}}
 {{- end -}}
