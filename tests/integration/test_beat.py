@@ -108,7 +108,8 @@ def test_beat_probe_fails_when_its_loop_is_wedged(processes: Processes, worker_e
                          health_beat(env, "--liveness").stderr)
     finally:
         beat.send_signal(signal.SIGCONT)
-    wait_until(lambda: health_beat(env, "--liveness").returncode == 0, timeout=20, what="fresh heartbeat again")
+    wait_until(lambda: health_beat(env, "--liveness").returncode == 0, timeout=20,
+               what="a fresh heartbeat again")
 
 
 def test_bad_schedule_stops_beat_naming_the_entry(processes: Processes, worker_env: dict[str, str]) -> None:

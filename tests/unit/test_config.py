@@ -263,6 +263,7 @@ PROBE_CASES = (
     + [("FLOWER_URL_PREFIX", value) for value in ["", "/", "flower", "/flower/", "//a/b//"]]
     + [("HEALTH_FILE", value) for value in ["/tmp/hb", "relative/hb", ""]]
     + [("PRODUCER_HEALTH_FILE", value) for value in ["/tmp/producer-hb", "relative/hb", ""]]
+    + [("BEAT_HEALTH_FILE", value) for value in ["/tmp/beat-hb", "relative/hb", ""]]
     + [("FLOWER_BASIC_AUTH", value) for value in ["", "admin:pw", "a:b,c:d", SECRET, "admin:", ":pw",
                                                    f"admin:{SECRET},bob", "a:b:c"]]
 )
