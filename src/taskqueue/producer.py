@@ -183,15 +183,18 @@ def run_producer(
     interval: float | None = None,
     count: int | None = None,
     seed: int | None = None,
+    idle_after_count: bool = False,
 ) -> int:
-    """Publish ``add`` every ``interval`` seconds (default PRODUCER_INTERVAL) until stopped or ``count``
-    tasks have been attempted. Returns 0, or 1 when a ``count`` run could not publish some of them."""
+    """Publish ``add`` every ``interval`` seconds (default: PRODUCER_RATE or PRODUCER_INTERVAL) until
+    stopped or ``count`` tasks have been attempted; with ``idle_after_count``, then wait (heartbeat kept
+    fresh, in the state of the last publish) until stopped. Returns 0, or 1 when a ``count`` run could not
+    publish some of them."""
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="[%(asctime)s: %(levelname)s/producer] %(message)s",
         stream=sys.stderr,
     )
-    period = settings.producer_interval if interval is None else interval
+    period = settings.producer_period if interval is None else interval
     if period <= 0 or (count is not None and count < 1):
         raise ValueError("interval must be > 0 and count >= 1")
     app = create_app(settings)
@@ -264,6 +267,13 @@ def run_producer(
                 if heartbeat.wait(stop.event, pause):
                     break
                 next_at = time.monotonic()  # after an outage, resume the pace from now: no burst
+        if idle_after_count and not stop.event.is_set():
+            # The heartbeat keeps the state of the last publish (ready if it was confirmed) and stays fresh.
+            logger.info("count reached: sent %d, failed %d; idle until stopped", summary.sent, summary.failed)
+            done = f"count reached (sent {summary.sent}, failed {summary.failed}), idle"
+            heartbeat.update(heartbeat.state, done)
+            while not heartbeat.wait(stop.event, 3600.0):
+                pass
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

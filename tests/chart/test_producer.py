@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chart.rendering import Manifest, RenderFn, chart_values, env_value
+from tests.chart.rendering import Manifest, RenderErrorFn, RenderFn, chart_values, env_value
 
 PRODUCER_VALUES = chart_values()["producer"]
 HEALTH_PRODUCER = ["taskqueue", "health", "producer"]
@@ -75,3 +75,44 @@ def test_producer_probe_values_honoured(render: RenderFn) -> None:
     assert (liveness["periodSeconds"], liveness["failureThreshold"]) == (7, 5)
     assert "readinessProbe" not in container
     assert (env_value(container, "HEALTH_INTERVAL"), env_value(container, "HEALTH_MAX_AGE")) == ("2", "20")
+
+
+def test_rate_and_count_are_unset_by_default(default_manifest: Manifest) -> None:
+    env = {entry["name"] for entry in default_manifest.container("producer")["env"]}
+    assert (PRODUCER_VALUES["rate"], PRODUCER_VALUES["count"]) == (None, None)
+    assert not env & {"PRODUCER_RATE", "PRODUCER_COUNT", "PRODUCER_IDLE_AFTER_COUNT"}
+
+
+def test_producer_rate_replaces_the_interval(render: RenderFn) -> None:
+    # The producer refuses PRODUCER_RATE and PRODUCER_INTERVAL together: only one is rendered.
+    container = render({"producer": {"rate": 0.25, "interval": 3}}).container("producer")
+    assert env_value(container, "PRODUCER_RATE") == "0.25"
+    assert "PRODUCER_INTERVAL" not in {entry["name"] for entry in container["env"]}
+    assert container["args"] == ["produce"], "configured by the environment, like every other setting"
+
+
+@pytest.mark.parametrize(("count", "rendered"), [(1, "1"), (1000, "1000"), (25_000_000, "25000000")])
+def test_producer_count_sends_a_batch_then_idles(render: RenderFn, count: int, rendered: str) -> None:
+    container = render({"producer": {"count": count}}).container("producer")
+    assert env_value(container, "PRODUCER_COUNT") == rendered
+    # An exited container of a Deployment is restarted: it would send one batch after another.
+    assert env_value(container, "PRODUCER_IDLE_AFTER_COUNT") == "true"
+    assert env_value(container, "PRODUCER_INTERVAL") == "5"
+
+
+@pytest.mark.parametrize(
+    ("producer", "message"),
+    [
+        ({"rate": 0}, "at '/producer/rate': exclusiveMinimum: got 0, want 0"),
+        ({"rate": -1}, "at '/producer/rate'"),
+        ({"rate": 200000}, "at '/producer/rate': maximum: got 200,000, want 100,000"),
+        ({"rate": "fast"}, "at '/producer/rate': got string, want null or number"),
+        ({"count": 0}, "at '/producer/count': minimum: got 0, want 1"),
+        ({"count": 1.5}, "at '/producer/count': got number, want null or integer"),
+        ({"count": "10"}, "at '/producer/count': got string, want null or integer"),
+    ],
+)
+def test_schema_refuses_bad_rate_or_count(
+    render_error: RenderErrorFn, producer: dict[str, object], message: str
+) -> None:
+    assert message in render_error({"producer": producer})

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -176,3 +178,183 @@ def test_wait_returns_at_once_when_stopped(tmp_path: Path) -> None:
     assert time.monotonic() - started < 5
     assert heartbeat.wait(stop, 0) is True  # nothing left to wait, but stopped
     assert heartbeat.wait(threading.Event(), 0) is False
+
+
+# --- PRODUCER_RATE / PRODUCER_COUNT (the chart's producer.rate / producer.count) -----------------------
+
+
+def _producer_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    from taskqueue.config import load_settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "period", "count", "idle"),
+    [
+        ({}, 5.0, None, False),
+        ({"PRODUCER_INTERVAL": "2"}, 2.0, None, False),
+        ({"PRODUCER_RATE": "4"}, 0.25, None, False),
+        ({"PRODUCER_RATE": "100000", "PRODUCER_COUNT": "1000000"}, 0.00001, 1_000_000, False),
+        ({"PRODUCER_COUNT": "7", "PRODUCER_IDLE_AFTER_COUNT": "true"}, 5.0, 7, True),
+    ],
+)
+def test_rate_and_count_come_from_the_environment(
+    clean_env: pytest.MonkeyPatch, env: dict[str, str], period: float, count: int | None, idle: bool
+) -> None:
+    settings = _producer_settings(clean_env, **env)
+    assert settings.producer_period == pytest.approx(period)
+    assert (settings.producer_count, settings.producer_idle_after_count) == (count, idle)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PRODUCER_RATE": "0"}, "PRODUCER_RATE: Input should be greater than 0 (got '0')"),
+        ({"PRODUCER_RATE": "fast"}, "PRODUCER_RATE: Input should be a valid number"),
+        ({"PRODUCER_RATE": "200000"}, "PRODUCER_RATE: Input should be less than or equal to 100000"),
+        ({"PRODUCER_COUNT": "0"}, "PRODUCER_COUNT: Input should be greater than 0 (got '0')"),
+        ({"PRODUCER_COUNT": "2.5"}, "PRODUCER_COUNT: Input should be a valid integer"),
+        ({"PRODUCER_COUNT": "ten"}, "PRODUCER_COUNT: Input should be a valid integer"),
+        ({"PRODUCER_IDLE_AFTER_COUNT": "maybe"},
+         "PRODUCER_IDLE_AFTER_COUNT: Input should be a valid boolean"),
+        (
+            {"PRODUCER_RATE": "2", "PRODUCER_INTERVAL": "1"},
+            "PRODUCER_RATE and PRODUCER_INTERVAL are mutually exclusive (PRODUCER_RATE R means "
+            "PRODUCER_INTERVAL 1/R); set one",
+        ),
+    ],
+)
+def test_bad_rate_or_count_variables_are_named(
+    clean_env: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    from taskqueue.config import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        _producer_settings(clean_env, **env)
+    assert message in str(error.value)
+
+
+def test_bad_rate_variable_stops_produce_with_exit_2(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("PRODUCER_RATE", "-1")
+    result = CliRunner().invoke(main, ["produce"])
+    assert result.exit_code == 2
+    assert "taskqueue: invalid configuration: PRODUCER_RATE: Input should be greater than 0" in result.output
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "expected"),
+    [
+        ({}, [], {"interval": 5.0, "count": None, "idle_after_count": False}),
+        (
+            {"PRODUCER_RATE": "4", "PRODUCER_COUNT": "9", "PRODUCER_IDLE_AFTER_COUNT": "true"},
+            [],
+            {"interval": 0.25, "count": 9, "idle_after_count": True},
+        ),
+        # Options win over the environment, --rate over PRODUCER_INTERVAL and --interval over PRODUCER_RATE.
+        (
+            {"PRODUCER_INTERVAL": "3", "PRODUCER_COUNT": "9"},
+            ["--rate", "10", "--count", "2"],
+            {"interval": 0.1, "count": 2, "idle_after_count": False},
+        ),
+        (
+            {"PRODUCER_RATE": "10", "PRODUCER_IDLE_AFTER_COUNT": "false"},
+            ["--interval", "2", "--idle-after-count"],
+            {"interval": 2.0, "count": None, "idle_after_count": True},
+        ),
+    ],
+)
+def test_produce_passes_rate_and_count_from_options_or_environment(
+    clean_env: pytest.MonkeyPatch, env: dict[str, str], args: list[str], expected: dict[str, object]
+) -> None:
+    import taskqueue.producer
+
+    calls: list[dict[str, object]] = []
+
+    def fake_run_producer(settings: Settings, **kwargs: object) -> int:
+        calls.append(kwargs)
+        return 0
+
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    clean_env.setattr(taskqueue.producer, "run_producer", fake_run_producer)
+    result = CliRunner().invoke(main, ["produce", *args])
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 1
+    assert calls[0] == {**expected, "interval": pytest.approx(expected["interval"])}
+
+
+def _fake_publish(sent: list[tuple[int, int]]) -> Any:
+    def publish(app: Any, settings: Settings, x: int, y: int, summary: Summary, chatty: bool,
+                retry_policy: Any = None) -> bool:
+        summary.sent += 1
+        sent.append((x, y))
+        return True
+
+    return publish
+
+
+def test_count_without_idle_exits_once_sent(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import taskqueue.producer
+    from taskqueue.heartbeat import STOPPED
+
+    path = tmp_path / "producer.hb"
+    settings = _producer_settings(clean_env, BROKER_URL="memory://", PRODUCER_HEALTH_FILE=str(path))
+    sent: list[tuple[int, int]] = []
+    clean_env.setattr(taskqueue.producer, "_publish", _fake_publish(sent))
+    started = time.monotonic()
+    assert taskqueue.producer.run_producer(settings, interval=0.01, count=3, seed=1) == 0
+    assert time.monotonic() - started < 10
+    assert len(sent) == 3
+    beat = read_heartbeat(path)
+    assert beat is not None and (beat.state, beat.detail) == (STOPPED, "producer exited (count reached)")
+
+
+def test_idle_after_count_stays_up_with_a_fresh_heartbeat_until_stopped(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What the chart runs with producer.count: the batch, then idle (ready, alive) until SIGTERM, so the
+    Deployment never restarts it into a second batch."""
+    import taskqueue.producer
+    from taskqueue.heartbeat import STOPPED
+
+    path = tmp_path / "producer.hb"
+    settings = _producer_settings(
+        clean_env, BROKER_URL="memory://", PRODUCER_HEALTH_FILE=str(path), HEALTH_INTERVAL="0.1"
+    )
+    sent: list[tuple[int, int]] = []
+    clean_env.setattr(taskqueue.producer, "_publish", _fake_publish(sent))
+    seen: dict[str, Any] = {}
+
+    def stop_once_idle() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "idle" not in seen:
+            beat = read_heartbeat(path)
+            if beat is not None and beat.detail.endswith("idle"):
+                seen["idle"] = beat
+            time.sleep(0.02)
+        time.sleep(0.5)  # several heartbeat intervals later: still up, still fresh
+        seen["later"] = read_heartbeat(path)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    # run_producer installs its own SIGTERM handler and restores this one: a stray signal kills nothing.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    stopper = threading.Thread(target=stop_once_idle)
+    try:
+        stopper.start()
+        code = taskqueue.producer.run_producer(
+            settings, interval=0.01, count=3, seed=1, idle_after_count=True
+        )
+        stopper.join(timeout=15)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 0
+    assert len(sent) == 3, "exactly the batch: nothing sent while idle"
+    idle, later = seen["idle"], seen["later"]
+    assert (idle.state, idle.detail) == (PUBLISHING, "count reached (sent 3, failed 0), idle")
+    assert later is not None and (later.state, later.detail) == (PUBLISHING, idle.detail)
+    assert later.time - idle.time >= 0.3, "the idle producer keeps its heartbeat fresh"
+    final = read_heartbeat(path)
+    assert final is not None and (final.state, final.detail) == (STOPPED, "producer exited (SIGTERM)")

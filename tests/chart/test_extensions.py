@@ -1,0 +1,270 @@
+"""Extension points of every component's pod (README: Extending the pods): extraVolumes, extraVolumeMounts,
+extraInitContainers, extraContainers, envFrom and lifecycle land exactly where they belong, through `tpl`;
+the defaults add nothing; the schema and _validate.tpl refuse what the API server would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.chart.rendering import Manifest, RenderErrorFn, RenderFn, deep_merge, pod_spec_of
+
+
+@dataclass(frozen=True)
+class Component:
+    """A component's values key, its main container and what the chart itself puts in its pod."""
+
+    key: str
+    container: str
+    init_containers: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ("tmp",)
+    mounts: tuple[str, ...] = ("tmp",)
+    enable: tuple[tuple[str, Any], ...] = ()
+
+    def __str__(self) -> str:
+        return self.key
+
+
+COMPONENTS = [
+    Component("worker", "worker"),
+    Component("producer", "producer"),
+    Component("flower", "flower"),
+    Component(
+        "rabbitmq", "rabbitmq", ("erlang-cookie",),
+        volumes=("config", "erlang-cookie", "logs", "tmp", "data"), mounts=("data", "config", "logs", "tmp"),
+        # No PVC (a volumeClaimTemplate): the data volume is then one of the pod's volumes.
+        enable=(("persistence", {"enabled": False}),),
+    ),
+]
+
+HARDENED = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}
+INIT = {
+    "name": "prepare",
+    "image": "busybox:1.36",
+    "command": ["sh", "-c", "echo ok > /shared/ready"],
+    "resources": RESOURCES,
+    "securityContext": HARDENED,
+    "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
+}
+SIDECAR = {
+    "name": "sidecar",
+    "image": "busybox:1.36",
+    "args": ["sleep", "infinity"],
+    "resources": RESOURCES,
+    "securityContext": HARDENED,
+    "volumeMounts": [{"name": "shared", "mountPath": "/shared", "readOnly": True}],
+}
+VOLUMES = [
+    {"name": "shared", "emptyDir": {"sizeLimit": "16Mi"}},
+    {"name": "certs", "secret": {"secretName": "ca"}},
+]
+MOUNTS = [
+    {"name": "shared", "mountPath": "/var/run/shared", "readOnly": True},
+    {"name": "certs", "mountPath": "/etc/ssl/extra", "readOnly": True},
+]
+ENV_FROM = [
+    {"secretRef": {"name": "app-env"}},
+    {"configMapRef": {"name": "app-settings", "optional": True}, "prefix": "APP_"},
+]
+LIFECYCLE = {"preStop": {"sleep": {"seconds": 5}}, "postStart": {"exec": {"command": ["true"]}}}
+EVERY_EXTENSION = {
+    "extraVolumes": VOLUMES,
+    "extraVolumeMounts": MOUNTS,
+    "extraInitContainers": [INIT],
+    "extraContainers": [SIDECAR],
+    "envFrom": ENV_FROM,
+    "lifecycle": LIFECYCLE,
+}
+
+
+def overrides(component: Component, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` for the component, plus whatever it needs to render as tested."""
+    return {component.key: deep_merge(dict(component.enable), values)}
+
+
+def pod(manifest: Manifest, component: Component) -> dict[str, Any]:
+    return pod_spec_of(manifest.workload(component.key))
+
+
+def names(items: list[dict[str, Any]] | None) -> list[str]:
+    return [item["name"] for item in items or []]
+
+
+@pytest.mark.parametrize("component", COMPONENTS, ids=str)
+def test_defaults_add_nothing(render: RenderFn, component: Component) -> None:
+    spec = pod(render(overrides(component, {})), component)
+    assert names(spec.get("initContainers")) == list(component.init_containers)
+    assert names(spec["containers"]) == [component.container]
+    main = spec["containers"][0]
+    assert "envFrom" not in main
+    assert "lifecycle" not in main, "no hooks by default (the clustered broker's preStop is tested below)"
+    assert sorted(names(spec["volumes"])) == sorted(component.volumes)
+    assert sorted(names(main["volumeMounts"])) == sorted(component.mounts)
+
+
+@pytest.mark.parametrize("component", COMPONENTS, ids=str)
+def test_every_extension_lands_in_its_place(render: RenderFn, component: Component) -> None:
+    manifest = render(overrides(component, EVERY_EXTENSION))
+    spec = pod(manifest, component)
+    init = spec["initContainers"]
+    assert names(init) == [*component.init_containers, "prepare"], "added after the chart's own"
+    assert init[-1] == INIT, "passed through as given: the chart adds nothing to the user's container"
+    assert names(spec["containers"]) == [component.container, "sidecar"]
+    assert spec["containers"][-1] == SIDECAR
+    main = manifest.container(component.key, component.container)
+    assert main["envFrom"] == ENV_FROM
+    assert main["lifecycle"] == LIFECYCLE
+    assert spec["volumes"][-2:] == VOLUMES
+    assert names(spec["volumes"][:-2]) == names(pod(render(overrides(component, {})), component)["volumes"])
+    assert main["volumeMounts"][-2:] == MOUNTS
+    assert sorted(names(main["volumeMounts"][:-2])) == sorted(component.mounts)
+    # The chart's own init container (the broker's) is left as it was: the main container's only.
+    for chart_init in init[:-1]:
+        assert "shared" not in names(chart_init.get("volumeMounts")), chart_init["name"]
+        assert "envFrom" not in chart_init and "lifecycle" not in chart_init, chart_init["name"]
+
+
+@pytest.mark.parametrize("component", COMPONENTS, ids=str)
+def test_only_the_components_own_pod_changes(render: RenderFn, component: Component) -> None:
+    manifest = render(overrides(component, EVERY_EXTENSION))
+    for other in COMPONENTS:
+        if other is component:
+            continue
+        spec = pod(manifest, other)
+        assert "sidecar" not in names(spec["containers"]), other
+        assert "prepare" not in names(spec.get("initContainers")), other
+        assert "shared" not in names(spec["volumes"]), other
+
+
+@pytest.mark.parametrize("component", COMPONENTS, ids=str)
+def test_extension_values_are_templates(render: RenderFn, component: Component) -> None:
+    sidecar = {**SIDECAR, "image": '{{ include "celery-rabbitmq.image" . }}'}
+    env_from = [{"secretRef": {"name": '{{ include "celery-rabbitmq.fullname" . }}-env'}}]
+    volumes = [{"name": "release", "configMap": {"name": "{{ .Release.Name }}-files"}}]
+    mounts = [{"name": "release", "mountPath": "/etc/{{ .Release.Namespace }}"}]
+    manifest = render(overrides(component, {
+        "extraContainers": [sidecar],
+        "envFrom": env_from,
+        "extraVolumes": volumes,
+        "extraVolumeMounts": mounts,
+    }))
+    spec = pod(manifest, component)
+    assert spec["containers"][-1]["image"] == "celery-rabbitmq/taskqueue:0.1.0"
+    main = spec["containers"][0]
+    assert main["envFrom"] == [{"secretRef": {"name": "tq-celery-rabbitmq-env"}}]
+    assert spec["volumes"][-1] == {"name": "release", "configMap": {"name": "tq-files"}}
+    assert main["volumeMounts"][-1] == {"name": "release", "mountPath": "/etc/queues"}
+
+
+def test_an_added_container_follows_the_global_registry_through_tpl(render: RenderFn) -> None:
+    sidecar = {**SIDECAR, "image": '{{ include "celery-rabbitmq.image" . }}'}
+    manifest = render(
+        {"global": {"imageRegistry": "mirror.example.com"}, "worker": {"extraContainers": [sidecar]}}
+    )
+    assert pod(manifest, COMPONENTS[0])["containers"][-1]["image"] == (
+        "mirror.example.com/celery-rabbitmq/taskqueue:0.1.0"
+    )
+
+
+QUORUM_WAIT = {
+    "exec": {"command": ["sh", "-c", "rabbitmq-upgrade await_online_quorum_plus_one -t 90 || true"]}
+}
+
+
+def test_clustered_broker_keeps_its_prestop_beside_the_users_hooks(render: RenderFn) -> None:
+    post_start = {"exec": {"command": ["true"]}}
+    manifest = render({"rabbitmq": {"replicaCount": 3, "lifecycle": {"postStart": post_start}}})
+    assert manifest.container("rabbitmq")["lifecycle"] == {"preStop": QUORUM_WAIT, "postStart": post_start}
+    clustered = render({"rabbitmq": {"replicaCount": 3}})
+    assert clustered.container("rabbitmq")["lifecycle"] == {"preStop": QUORUM_WAIT}
+
+
+def test_users_prestop_replaces_the_brokers_quorum_wait(render: RenderFn) -> None:
+    pre_stop = {"exec": {"command": ["sh", "-c", "rabbitmq-upgrade drain"]}}
+    manifest = render({"rabbitmq": {"replicaCount": 3, "lifecycle": {"preStop": pre_stop}}})
+    assert manifest.container("rabbitmq")["lifecycle"] == {"preStop": pre_stop}
+
+
+# ---------------------------------------------------------------------------------------------- refused
+
+
+@pytest.mark.parametrize("component", COMPONENTS, ids=str)
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("extraVolumes", "emptyDir", "extraVolumes': got string, want array"),
+        ("extraVolumes", [{"emptyDir": {}}], "extraVolumes/0': missing property 'name'"),
+        ("extraVolumeMounts", [{"name": "shared"}], "extraVolumeMounts/0': missing property 'mountPath'"),
+        ("extraVolumeMounts", [{"name": "shared", "mountPath": "rel"}], "'rel' does not match pattern '^/'"),
+        ("extraInitContainers", {"name": "i", "image": "x"}, "InitContainers': got object, want array"),
+        ("extraContainers", [{"image": "x"}], "extraContainers/0': missing property 'name'"),
+        ("extraContainers", [{"name": "sidecar"}], "extraContainers/0': missing property 'image'"),
+        ("extraContainers", [{"name": "Side_car", "image": "x"}], "'Side_car' does not match pattern"),
+        ("envFrom", {"secretRef": {"name": "a"}}, "envFrom': got object, want array"),
+        ("envFrom", [{"prefix": "A_"}], "envFrom/0': missing property 'secretRef'"),
+        (
+            "envFrom",
+            [{"secretRef": {"name": "a"}, "configMapRef": {"name": "b"}}],
+            "envFrom/0': 'oneOf' failed, subschemas 0, 1 matched",
+        ),
+        ("lifecycle", [], "lifecycle': got array, want object"),
+        ("lifecycle", {"preStopp": {}}, "lifecycle': additional properties 'preStopp' not allowed"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 24 else None,
+)
+def test_schema_refuses_wrong_types(
+    render_error: RenderErrorFn, component: Component, key: str, value: Any, message: str
+) -> None:
+    stderr = render_error({component.key: {key: value}})
+    assert f"at '/{component.key}/{key}" in stderr
+    assert message in stderr
+
+
+def test_names_taken_by_the_chart_and_unknown_mounts_are_refused_all_at_once(
+    render_error: RenderErrorFn,
+) -> None:
+    stderr = render_error({
+        "worker": {
+            "extraContainers": [{"name": "worker", "image": "x"}],
+            "extraInitContainers": [{"name": "init", "image": "x"}, {"name": "init", "image": "x"}],
+            "extraVolumes": [{"name": "tmp", "emptyDir": {}}],
+            "extraVolumeMounts": [{"name": "nope", "mountPath": "/x"}],
+        },
+        "rabbitmq": {"extraInitContainers": [{"name": "erlang-cookie", "image": "x"}]},
+        "flower": {"persistence": {"enabled": True, "type": "emptyDir"}, "extraVolumes": [{"name": "data"}]},
+    })
+    assert "6 value problem(s)" in stderr
+    for line in (
+        'worker.extraInitContainers: a container is named "init", which the worker pod already has '
+        "(worker, init)",
+        'worker.extraContainers: a container is named "worker", which the worker pod already has '
+        "(worker, init)",
+        'worker.extraVolumes: a volume is named "tmp", which the worker pod already has (tmp)',
+        'worker.extraVolumeMounts: "nope" mounts a volume the worker pod does not have; add it to '
+        "worker.extraVolumes (volumes: tmp)",
+        'rabbitmq.extraInitContainers: a container is named "erlang-cookie", which the rabbitmq pod '
+        "already has (rabbitmq, erlang-cookie)",
+        'flower.extraVolumes: a volume is named "data", which the flower pod already has (tmp, data)',
+    ):
+        assert f"- {line}" in stderr
+
+
+def test_a_disabled_components_extensions_are_not_checked(render: RenderFn) -> None:
+    mounts = [{"name": "nope", "mountPath": "/x"}]
+    manifest = render({"producer": {"enabled": False, "extraVolumeMounts": mounts}})
+    assert not manifest.find(component="producer")
+
+
+def test_mounting_a_chart_volume_is_allowed(render: RenderFn) -> None:
+    mount = {"name": "tmp", "mountPath": "/var/tmp"}
+    assert render({"worker": {"extraVolumeMounts": [mount]}}).container("worker")["volumeMounts"][-1] == mount
