@@ -94,27 +94,33 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 @pytest.fixture(scope="session")
-def broker_url() -> Iterator[str]:
-    """The session's broker: the one BROKER_URL names, else a private RabbitMQ node the session starts (own
-    ports, data in a temp dir) and stops by PID at its end. Nothing is assumed to listen on 5672.
-    A broker that does not work is a failure, not a skip."""
-    url = os.environ.get("BROKER_URL")
-    broker: PrivateBroker | None = None
-    if url is None:
-        server = find_rabbitmq_server()
-        if server is None:
-            pytest.fail("no BROKER_URL and rabbitmq-server is not installed: run scripts/setup.sh")
-        broker = PrivateBroker.prepare(server, dict(os.environ), name="taskqueue-session")
-        broker.start()
-        url = broker.url
+def session_broker() -> Iterator[PrivateBroker | None]:
+    """The private RabbitMQ node the session starts when BROKER_URL is unset (own ports, data in a temp dir,
+    stopped by PID at the session's end), with its Prometheus endpoint on (the metric-name tests scrape it);
+    None when BROKER_URL names the broker."""
+    if os.environ.get("BROKER_URL") is not None:
+        yield None
+        return
+    server = find_rabbitmq_server()
+    if server is None:
+        pytest.fail("no BROKER_URL and rabbitmq-server is not installed: run scripts/setup.sh")
+    broker = PrivateBroker.prepare(server, dict(os.environ), name="taskqueue-session", prometheus=True)
     try:
-        problem = broker_problem(url)
-        if problem:
-            pytest.fail(f"the test broker {mask_url(url)} does not work: {problem}")
-        yield url
+        broker.start()
+        yield broker
     finally:
-        if broker is not None:
-            broker.remove()
+        broker.remove()
+
+
+@pytest.fixture(scope="session")
+def broker_url(session_broker: PrivateBroker | None) -> str:
+    """The session's broker: the one BROKER_URL names, else the private node. Nothing is assumed to listen
+    on 5672. A broker that does not work is a failure, not a skip."""
+    url = session_broker.url if session_broker is not None else os.environ["BROKER_URL"]
+    problem = broker_problem(url)
+    if problem:
+        pytest.fail(f"the test broker {mask_url(url)} does not work: {problem}")
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 Everything is its own: node name (``taskqueue-demo-<pid>@localhost``), AMQP port, distribution port, an
 epmd on a port of its own (erl would otherwise spawn a shared ``epmd -daemon`` that outlives the demo),
-no plugins but the management API when asked for (Flower's Broker tab; on a port of its own), and config,
+no plugins but the management API and the Prometheus endpoint when asked for (Flower's Broker tab; the
+metric-name tests; each on a port of its own), and config,
 data, logs and the Erlang cookie (``HOME``) in a temporary directory that is removed when the node stops.
 It listens on loopback only.
 """
@@ -73,22 +74,29 @@ class PrivateBroker:
     epmd_port: int
     directory: Path
     management_port: int | None = None
+    prometheus_port: int | None = None
     children: list[Child] = field(default_factory=list)
 
     @classmethod
     def prepare(
-        cls, server: Path, base_env: dict[str, str], *, name: str = "taskqueue-demo", management: bool = False
+        cls, server: Path, base_env: dict[str, str], *, name: str = "taskqueue-demo",
+        management: bool = False, prometheus: bool = False,
     ) -> PrivateBroker:
         """Choose ports, write config into a new temporary directory; starts nothing. ``management``
-        enables RabbitMQ's management API (what Flower's Broker tab reads) on a free loopback port."""
+        enables RabbitMQ's management API (what Flower's Broker tab reads) on a free loopback port,
+        ``prometheus`` the rabbitmq_prometheus plugin's endpoint (/metrics, /metrics/detailed) on another."""
         directory = Path(tempfile.mkdtemp(prefix=f"{name}-rabbitmq-"))
         node_port, dist_port, epmd_port = free_port(), free_port(), free_port()
         management_port = free_port() if management else None
+        prometheus_port = free_port() if prometheus else None
         nodename = f"{name}-{os.getpid()}-{directory.name[-6:]}@localhost"
-        plugins = "[rabbitmq_management]." if management else "[]."  # none: no management listener
-        (directory / "enabled_plugins").write_text(plugins + "\n")
+        plugins = (("rabbitmq_management", management), ("rabbitmq_prometheus", prometheus))
+        enabled = [plugin for plugin, on in plugins if on]
+        (directory / "enabled_plugins").write_text(f"[{','.join(enabled)}].\n")  # none: no HTTP listener
         config = (f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management_port}\n"
                   if management else "")
+        if prometheus:
+            config += f"prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = {prometheus_port}\n"
         (directory / "rabbitmq.conf").write_text(config)
         (directory / "rabbitmq-env.conf").write_text("")  # instead of /etc/rabbitmq's, which sets a node name
         env = {
@@ -109,7 +117,7 @@ class PrivateBroker:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
             "RABBITMQ_PID_FILE": str(directory / "rabbitmq.pid"),
         }
-        return cls(server, env, nodename, node_port, epmd_port, directory, management_port)
+        return cls(server, env, nodename, node_port, epmd_port, directory, management_port, prometheus_port)
 
     @property
     def url(self) -> str:
@@ -120,6 +128,11 @@ class PrivateBroker:
     def management_api(self) -> str | None:
         """The management API's URL (Flower's FLOWER_BROKER_API), or None when the plugin is off."""
         return f"http://127.0.0.1:{self.management_port}/api/" if self.management_port else None
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """The Prometheus endpoint's base URL (append /metrics), or None when the plugin is off."""
+        return f"http://127.0.0.1:{self.prometheus_port}" if self.prometheus_port else None
 
     @property
     def pids(self) -> list[int]:
@@ -147,7 +160,7 @@ class PrivateBroker:
             )
             self.children.append(node)
             deadline = time.monotonic() + timeout
-            ports = [self.port] + ([self.management_port] if self.management_port else [])
+            ports = [self.port] + [port for port in (self.management_port, self.prometheus_port) if port]
             while not all(port_open(port) for port in ports):
                 if not node.alive():
                     raise PrivateBrokerError(f"rabbitmq-server exited with {node.process.returncode}:\n"
@@ -195,10 +208,10 @@ class PrivateBroker:
 
 def start_private_broker(
     server: Path, base_env: dict[str, str], *, timeout: float = 90.0,
-    should_stop: Callable[[], bool] = lambda: False, management: bool = False,
+    should_stop: Callable[[], bool] = lambda: False, management: bool = False, prometheus: bool = False,
 ) -> PrivateBroker:
     """Prepare and start a node; on failure nothing is left (processes stopped, directory removed)."""
-    broker = PrivateBroker.prepare(server, base_env, management=management)
+    broker = PrivateBroker.prepare(server, base_env, management=management, prometheus=prometheus)
     try:
         broker.start(timeout=timeout, should_stop=should_stop)
     except BaseException:

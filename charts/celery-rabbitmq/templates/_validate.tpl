@@ -102,6 +102,21 @@ so it runs for every render.
 {{- if le (float64 $v.producer.health.maxAge) (float64 $v.producer.health.interval) -}}
   {{- $e = append $e "producer.health.maxAge must exceed producer.health.interval, or every heartbeat would be stale" -}}
 {{- end -}}
+
+{{- /* celery beat (beat.replicaCount is 0 or 1 by the schema: two beats would send every task twice) */ -}}
+{{- $b := $v.beat -}}
+{{- if $b.enabled -}}
+  {{- if le (float64 $b.health.maxAge) (float64 $b.health.interval) -}}
+    {{- $e = append $e "beat.health.maxAge must exceed beat.health.interval, or every heartbeat would be stale" -}}
+  {{- end -}}
+  {{- $names := list -}}
+  {{- range $b.schedule -}}
+    {{- if has .name $names -}}
+      {{- $e = append $e (printf "beat.schedule: the name %q is used by two entries; each entry needs a name of its own (it keys beat's schedule state)" .name) -}}
+    {{- end -}}
+    {{- $names = append $names .name -}}
+  {{- end -}}
+{{- end -}}
 {{- if and $w.pdb.enabled (or (and (not (kindIs "string" $w.pdb.maxUnavailable)) (eq (int $w.pdb.maxUnavailable) 0)) (and (kindIs "string" $w.pdb.maxUnavailable) (eq (int (trimSuffix "%" $w.pdb.maxUnavailable)) 0))) -}}
   {{- $e = append $e (printf "worker.pdb.maxUnavailable (%v) must let at least one worker be evicted: 0 blocks every node drain; use 1 (evictions still wait for each warm shutdown), or set worker.pdb.enabled=false" $w.pdb.maxUnavailable) -}}
 {{- end -}}
