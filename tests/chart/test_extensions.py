@@ -4,12 +4,26 @@ the defaults add nothing; the schema and _validate.tpl refuse what the API serve
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.chart.rendering import Manifest, RenderErrorFn, RenderFn, deep_merge, pod_spec_of
+from tests.chart.rendering import (
+    CHART_DIR,
+    Manifest,
+    RenderErrorFn,
+    RenderFn,
+    chart_values,
+    deep_merge,
+    file_values_set,
+    pod_spec_of,
+)
+from tests.chart.test_checkov import CHECKOV, run_checkov
+
+SCENARIO = CHART_DIR / "ci" / "extensions-values.yaml"
 
 
 @dataclass(frozen=True)
@@ -268,3 +282,53 @@ def test_a_disabled_components_extensions_are_not_checked(render: RenderFn) -> N
 def test_mounting_a_chart_volume_is_allowed(render: RenderFn) -> None:
     mount = {"name": "tmp", "mountPath": "/var/tmp"}
     assert render({"worker": {"extraVolumeMounts": [mount]}}).container("worker")["volumeMounts"][-1] == mount
+
+
+# ---------------------------------------------------------------------------------------------- documented
+
+
+def documented_in_values_yaml(component: str, key: str) -> bool:
+    """`key` of the top-level `component` block of values.yaml has a helm-docs `# --` comment."""
+    lines = (CHART_DIR / "values.yaml").read_text().splitlines()
+    start = lines.index(f"{component}:")
+    end = next((i for i in range(start + 1, len(lines)) if re.match(r"^[A-Za-z]", lines[i])), len(lines))
+    at = next(i for i in range(start, end) if lines[i].startswith(f"  {key}:"))
+    above = at - 1
+    while above > start and lines[above].startswith("  # ") and not lines[above].startswith("  # --"):
+        above -= 1
+    return lines[above].startswith("  # -- ")
+
+
+@pytest.mark.parametrize("component", COMPONENTS, ids=str)
+def test_every_key_is_documented_and_empty_by_default(component: Component) -> None:
+    readme = (CHART_DIR / "README.md").read_text()
+    defaults = chart_values()[component.key]
+    for key in EVERY_EXTENSION:
+        assert defaults[key] == ({} if key == "lifecycle" else []), f"{component}.{key}"
+        assert documented_in_values_yaml(component.key, key), f"{component}.{key} lacks its # -- comment"
+        assert f"| `{component.key}.{key}` |" in readme, f"{component}.{key} is not in the README's table"
+    assert "## Extending the pods" in readme
+
+
+def test_the_scenario_uses_every_extension_point() -> None:
+    import yaml
+
+    values = yaml.safe_load(SCENARIO.read_text())
+    used = {key for component in values.values() for key in component}
+    assert set(EVERY_EXTENSION) | {"rate", "count"} <= used
+    assert set(EVERY_EXTENSION) <= set(values["producer"]), "the producer's pod takes them all at once"
+
+
+def test_the_scenario_passes_checkov(render: RenderFn, tmp_path: Path) -> None:
+    """Added containers are the user's to harden: the scenario's are, so checkov finds nothing."""
+    if not CHECKOV.exists():
+        pytest.fail(f"{CHECKOV} is missing: run scripts/setup.sh")
+    manifest = render(file_values_set(SCENARIO))
+    spec = pod(manifest, COMPONENTS[1])
+    assert names(spec["initContainers"]) == ["prepare"]
+    assert names(spec["containers"]) == ["producer", "reporter"]
+    manifest_file = tmp_path / "manifest.yaml"
+    manifest_file.write_text(manifest.text)
+    report = run_checkov(manifest_file)
+    failed = sorted({f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]})
+    assert report["summary"]["passed"] > 0 and not failed, failed
