@@ -521,6 +521,26 @@ container; the heartbeat file is PRODUCER_HEALTH_FILE, which `taskqueue health p
   value: {{ $p.health.maxAge | quote }}
 {{- end -}}
 
+{{/* celery beat's settings: the schedule as JSON (the runtime checks it again, naming a bad entry), the
+state file on the beat-state volume, and its own heartbeat file, which `taskqueue health beat` reads. */}}
+{{- define "celery-rabbitmq.beat.env" -}}
+{{- $b := .Values.beat -}}
+- name: BEAT_SCHEDULE
+  value: {{ toJson $b.schedule | quote }}
+- name: BEAT_SCHEDULE_FILE
+  value: /var/lib/taskqueue-beat/celerybeat-schedule
+- name: BEAT_HEALTH_FILE
+  value: /tmp/taskqueue-beat.heartbeat
+- name: HEALTH_INTERVAL
+  value: {{ $b.health.interval | quote }}
+- name: HEALTH_MAX_AGE
+  value: {{ $b.health.maxAge | quote }}
+{{- end -}}
+
+{{- define "celery-rabbitmq.beat.claimName" -}}
+{{- .Values.beat.persistence.existingClaim | default (include "celery-rabbitmq.componentName" (dict "ctx" . "suffix" "beat")) -}}
+{{- end -}}
+
 {{/* Flower-only settings. The probe (`taskqueue health flower`) reads the same FLOWER_PORT and
 FLOWER_URL_PREFIX, so Flower, the Ingress path and the probe path always agree. */}}
 {{- define "celery-rabbitmq.flower.env" -}}
