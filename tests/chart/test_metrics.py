@@ -212,3 +212,22 @@ def test_real_crd_schema_rejects_what_the_api_server_would(
     mutation(monitor)
     _, error = validate_object(monitor, NEWEST)
     assert error is not None and expected in error, error
+
+
+@pytest.mark.parametrize(
+    ("monitor", "key"),
+    [
+        ({"interval": "30 seconds"}, "interval"),
+        ({"scrapeTimeout": "10"}, "scrapeTimeout"),
+        ({"namespace": "Monitoring"}, "namespace"),
+        ({"labels": {"release": 1}}, "labels"),
+        ({"relabelings": ["drop"]}, "relabelings"),
+        ({"podMonitor": True}, "podMonitor"),
+    ],
+    ids=["interval-words", "timeout-no-unit", "namespace-uppercase", "label-number", "relabeling-string",
+         "unknown-key"],
+)
+def test_schema_refuses_bad_monitor_values(render_error: Any, monitor: dict[str, Any], key: str) -> None:
+    error = render_error(with_on(metrics=monitor))
+    assert "values don't meet the specifications of the schema" in error
+    assert "/metrics/serviceMonitor" in error and key in error, error
