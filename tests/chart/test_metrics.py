@@ -5,11 +5,20 @@ that Service has; the NetworkPolicies admit scrapes only from networkPolicy.metr
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
-from tests.chart.rendering import CHART_DIR, NAMESPACE, Manifest, RenderFn, file_values_set, pod_spec_of
+from tests.chart.rendering import (
+    CHART_DIR,
+    NAMESPACE,
+    Manifest,
+    RenderFn,
+    chart_values,
+    file_values_set,
+    pod_spec_of,
+)
 from tests.chart.test_schema import NEWEST, crd_schema, validate_object
 from tests.support.crds import CrdsUnavailable
 from tests.support.monitors import selects, targets
@@ -231,3 +240,23 @@ def test_schema_refuses_bad_monitor_values(render_error: Any, monitor: dict[str,
     error = render_error(with_on(metrics=monitor))
     assert "values don't meet the specifications of the schema" in error
     assert "/metrics/serviceMonitor" in error and key in error, error
+
+
+def test_every_service_monitor_key_is_typed_documented_and_listed() -> None:
+    """Each metrics.serviceMonitor key: a `# --` comment right above it in values.yaml, a type in
+    values.schema.json, and a row in the chart README's values table."""
+    defaults = chart_values()["metrics"]["serviceMonitor"]
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    typed = schema["properties"]["metrics"]["properties"]["serviceMonitor"]["properties"]
+    readme = (CHART_DIR / "README.md").read_text()
+    lines = (CHART_DIR / "values.yaml").read_text().splitlines()
+    start = lines.index("  serviceMonitor:")
+    assert set(defaults) == set(typed), set(defaults) ^ set(typed)
+    for key in defaults:
+        at = next(i for i in range(start, len(lines)) if lines[i].startswith(f"    {key}:"))
+        above = at - 1
+        while lines[above].startswith("    # ") and not lines[above].startswith("    # --"):
+            above -= 1
+        assert lines[above].startswith("    # -- "), f"metrics.serviceMonitor.{key} lacks its # -- comment"
+        assert "type" in typed[key] and typed[key].get("description"), key
+        assert f"| `metrics.serviceMonitor.{key}` |" in readme, key
