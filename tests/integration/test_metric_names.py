@@ -1,0 +1,151 @@
+"""Every metric the chart's alerts and dashboards read is one the exporters really emit: the PrometheusRule
+(rendered by helm with every alert on) and files/dashboards/*.json are parsed for metric names, and each
+is looked up in real scrapes: the private RabbitMQ node's Prometheus plugin (the two paths the chart's
+ServiceMonitor scrapes, plus the ra_metrics family the quorum alert needs) while a real worker consumes a
+quorum queue, and a real Flower's /metrics after a few ``add`` tasks.
+
+The private node is Debian's RabbitMQ 3.10 while the chart deploys 4.x. The names used here are the same in
+both (RabbitMQ's Prometheus documentation lists them for 4.x; per-object raft metrics moved to a seshat-based
+collector in 4.x and kept the rabbitmq_detailed_raft_* names and their vhost/queue labels), so what 3.10
+emits is what is tested."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import requests
+import yaml
+from celery import Celery
+from prometheus_client.parser import text_string_to_metric_families
+
+from taskqueue.app import ADD_TASK, dead_letter_queue_name
+from taskqueue.private_broker import PrivateBroker
+from tests.chart.rendering import CHART_DIR, Helm, ValuesSet, find_helm, newest_kube_version
+from tests.conftest import Processes
+from tests.helpers import wait_until
+from tests.integration.test_flower import client_app, flower_env, start_flower
+from tests.support.promql import dashboard_exprs, load_dashboards, metric_names
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["client_app", "flower_env"]  # fixtures, used by name
+
+#: The /metrics/detailed families: the two the chart's ServiceMonitor asks for, and ra_metrics (the
+#: RabbitMQQuorumQueueWithoutQuorum alert and the dashboard's quorum panel).
+DETAILED_FAMILIES = ("queue_coarse_metrics", "queue_consumer_count", "ra_metrics")
+#: Recorded by Prometheus for every scrape target, emitted by no exporter.
+PROMETHEUS_OWN = {"up"}
+#: Every alert on: Flower deployed, quorum queues, several nodes.
+ALL_ALERTS_VALUES = ValuesSet.of("all-alerts", overrides={
+    "metrics": {"prometheusRule": {"enabled": True}}, "rabbitmq": {"replicaCount": 3},
+})
+
+Samples = dict[str, list[dict[str, str]]]
+
+
+def scrape(url: str) -> Samples:
+    """{sample name: [labels of each sample]} of one GET, read with the official client's text parser
+    (histogram samples keep their _bucket/_sum/_count names, counters their _total)."""
+    response = requests.get(url, timeout=10)
+    assert response.status_code == 200, (url, response.status_code, response.text[:200])
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(dict(sample.labels))
+    return samples
+
+
+def alert_exprs() -> list[str]:
+    path = find_helm("helm4")
+    if path is None:
+        pytest.fail("helm4 is not installed: run scripts/install-helm.sh .venv")
+    manifest = yaml.safe_load_all(Helm("helm4", path).template(ALL_ALERTS_VALUES, newest_kube_version()))
+    rules = [doc for doc in manifest if doc and doc.get("kind") == "PrometheusRule"]
+    assert len(rules) == 1
+    return [rule["expr"] for group in rules[0]["spec"]["groups"] for rule in group["rules"]]
+
+
+def referenced_names() -> dict[str, set[str]]:
+    """{metric name: where it is read}: the alerts' expressions and every dashboard query."""
+    where: dict[str, set[str]] = {}
+    for expr in alert_exprs():
+        for name in metric_names(expr):
+            where.setdefault(name, set()).add("PrometheusRule")
+    for file_name, dashboard in load_dashboards(CHART_DIR / "files" / "dashboards").items():
+        for expr in dashboard_exprs(dashboard):
+            for name in metric_names(expr):
+                where.setdefault(name, set()).add(file_name)
+    return where
+
+
+@pytest.fixture
+def prometheus_url(session_broker: PrivateBroker | None) -> Iterator[str]:
+    if session_broker is not None and session_broker.prometheus_url:
+        yield session_broker.prometheus_url
+        return
+    url = os.environ.get("BROKER_PROMETHEUS_URL")
+    if not url:
+        pytest.skip("BROKER_URL names the broker and BROKER_PROMETHEUS_URL (its Prometheus endpoint, e.g. "
+                    "http://host:15692) is unset; without BROKER_URL the private node serves one")
+    yield url.rstrip("/")
+
+
+def test_alerts_and_dashboards_read_only_emitted_metrics(
+    processes: Processes, flower_env: dict[str, str], client_app: Celery, queue_name: str,
+    prometheus_url: str,
+) -> None:
+    referenced = referenced_names()
+    # The parser found the families the alerts are about (a parser that finds nothing would pass).
+    assert {"rabbitmq_detailed_queue_messages_ready", "rabbitmq_detailed_raft_term_total",
+            "rabbitmq_alarms_memory_used_watermark", "flower_events_total",
+            "flower_task_runtime_seconds_bucket", "up"} <= set(referenced)
+
+    flower = start_flower(processes, flower_env)
+    worker = processes.taskqueue("worker", env=flower_env)
+    worker_name = f"celery.{worker.pid}@{os.uname().nodename}"
+    results = [client_app.send_task(ADD_TASK, args=(i, 1)) for i in range(5)]
+    assert [result.get(timeout=60) for result in results] == [i + 1 for i in range(5)]
+
+    flower_names = {name for name in referenced if name.startswith("flower_")}
+
+    def flower_complete() -> Samples | None:
+        samples = scrape(flower.url + "metrics")
+        return samples if flower_names <= set(samples) else None
+
+    flower_samples = wait_until(
+        flower_complete, timeout=60, what=f"{sorted(flower_names)} in Flower's /metrics",
+        detail=lambda: str(sorted(n for n in scrape(flower.url + "metrics") if n.startswith("flower_"))),
+    )
+    assert {"task": ADD_TASK, "type": "task-succeeded", "worker": worker_name} in (
+        flower_samples["flower_events_total"]
+    )
+
+    detailed = "&".join(f"family={family}" for family in DETAILED_FAMILIES)
+
+    def rabbitmq_scrape() -> Samples:
+        merged: Samples = {}
+        for path in ("/metrics", f"/metrics/detailed?{detailed}"):
+            for name, labels in scrape(prometheus_url + path).items():
+                merged.setdefault(name, []).extend(labels)
+        return merged
+
+    # The worker consumes its quorum queue: the queue's per-object series carry vhost and queue labels.
+    ours = {"vhost": "/", "queue": queue_name}
+
+    def queue_reported() -> Samples | None:
+        samples = rabbitmq_scrape()
+        per_queue = ("rabbitmq_detailed_queue_consumers", "rabbitmq_detailed_queue_messages_ready",
+                     "rabbitmq_detailed_raft_term_total")
+        return samples if all(ours in samples.get(name, []) for name in per_queue) else None
+
+    rabbitmq_samples = wait_until(queue_reported, timeout=30, what=f"the series of queue {queue_name}")
+    dead_letter = {"vhost": "/", "queue": dead_letter_queue_name(queue_name)}
+    assert dead_letter in rabbitmq_samples["rabbitmq_detailed_queue_messages"]
+    assert dead_letter in rabbitmq_samples["rabbitmq_detailed_raft_term_total"]
+
+    emitted = set(flower_samples) | set(rabbitmq_samples) | PROMETHEUS_OWN
+    missing = {name: sorted(where) for name, where in referenced.items() if name not in emitted}
+    assert missing == {}, f"metrics read but emitted by no exporter: {missing}"
+
