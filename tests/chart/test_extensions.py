@@ -51,6 +51,10 @@ COMPONENTS = [
         # No PVC (a volumeClaimTemplate): the data volume is then one of the pod's volumes.
         enable=(("persistence", {"enabled": False}),),
     ),
+    Component(
+        "beat", "beat",
+        volumes=("tmp", "beat-state"), mounts=("tmp", "beat-state"), enable=(("enabled", True),),
+    ),
 ]
 
 HARDENED = {
@@ -150,7 +154,10 @@ def test_every_extension_lands_in_its_place(render: RenderFn, component: Compone
 
 @pytest.mark.parametrize("component", COMPONENTS, ids=str)
 def test_only_the_components_own_pod_changes(render: RenderFn, component: Component) -> None:
-    manifest = render(overrides(component, EVERY_EXTENSION))
+    values = overrides(component, EVERY_EXTENSION)
+    for other in COMPONENTS:  # every pod rendered (beat is off by default)
+        values = deep_merge(overrides(other, {}), values)
+    manifest = render(values)
     for other in COMPONENTS:
         if other is component:
             continue

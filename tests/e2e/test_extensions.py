@@ -66,6 +66,9 @@ def test_scenario_pods_carry_every_extension(
         "secretRef": {"name": f"{release.name}-celery-rabbitmq-optional-env", "optional": True},
         "prefix": "EXTRA_",
     }
+    beat = pod_of(pods, "beat")["spec"]["containers"][0]
+    assert beat["envFrom"] == [{"secretRef": {"name": "taskqueue-extra-env"}}]
+    assert {"name": "beat-extra", "mountPath": "/var/lib/beat-extra"} in beat["volumeMounts"]
     flower = pod_of(pods, "flower")["spec"]
     assert {"name": "flower-extra", "mountPath": "/var/lib/flower-extra"} in flower["containers"][0][
         "volumeMounts"]

@@ -84,7 +84,7 @@ extraVolumeMounts may mount these volumes besides extraVolumes. JSON: component 
   "producer" (dict "containers" (list "producer") "volumes" (list "tmp"))
   "flower" (dict "containers" (list "flower") "volumes" $flowerVolumes)
   "rabbitmq" (dict "containers" (list "rabbitmq" "erlang-cookie") "volumes" (list "config" "erlang-cookie" "logs" "tmp" "data"))
-  "beat" (dict "containers" (list "beat") "volumes" (list "tmp" "schedule"))
+  "beat" (dict "containers" (list "beat") "volumes" (list "tmp" "beat-state"))
 ) -}}
 {{- end -}}
 
