@@ -141,8 +141,8 @@ def test_thresholds_and_durations_come_from_values(render: RenderFn) -> None:
     )
     # 3 members: a majority is 2.
     assert rules["RabbitMQQuorumQueueWithoutQuorum"]["expr"] == (
-        f'count by (namespace, vhost, queue) (rabbitmq_detailed_raft_term_total{{{RABBITMQ}, vhost="/", '
-        'queue=~"arith|arith\\\\.dead-letter"}) < 2'
+        'count by (namespace, vhost, queue) ({__name__=~"rabbitmq_detailed_raft_term_total|'
+        f'rabbitmq_detailed_raft_term", {RABBITMQ}, vhost="/", queue=~"arith|arith\\\\.dead-letter"}}) < 2'
     )
     assert rules["RabbitMQNodeDown"]["expr"] == (
         f"sum by (namespace, job) (max by (namespace, job, instance) (up{{{RABBITMQ}}})) < 5\n"

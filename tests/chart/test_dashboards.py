@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.chart.rendering import CHART_DIR, NAMESPACE, RELEASE, Manifest, RenderErrorFn, RenderFn
-from tests.support.promql import dashboard_exprs, load_dashboards, metric_names
+from tests.support.promql import dashboard_exprs, load_dashboards, metric_name_choices, metric_names
 from tests.support.promtool import MISSING, find_promtool, run_promtool
 
 DASHBOARDS_DIR = CHART_DIR / "files" / "dashboards"
@@ -33,6 +33,7 @@ EXPECTED_NAMES = {
         "rabbitmq_alarms_free_disk_space_watermark", "rabbitmq_detailed_queue_messages",
         "rabbitmq_detailed_queue_messages_ready", "rabbitmq_detailed_queue_messages_unacked",
         "rabbitmq_detailed_queue_consumers", "rabbitmq_detailed_raft_term_total",
+        "rabbitmq_detailed_raft_term",
     },
 }
 
@@ -117,6 +118,17 @@ def test_dashboard_reads_only_the_agreed_metrics(file_name: str) -> None:
 )
 def test_metric_names_are_parsed_out_of_promql(expr: str, names: set[str]) -> None:
     assert metric_names(expr) == names
+
+
+def test_name_matchers_are_choices() -> None:
+    expr = ('count by (q) ({__name__=~"raft_term_total|raft_term", job="x"}) < on (q) '
+            'sum by (q) ({__name__="y", a="{b}"}) + z{c="d"}')
+    assert metric_name_choices(expr) == {
+        frozenset({"raft_term_total", "raft_term"}), frozenset({"y"}), frozenset({"z"}),
+    }
+    assert metric_names(expr) == {"raft_term_total", "raft_term", "y", "z"}
+    with pytest.raises(ValueError, match="not an alternation of plain names"):
+        metric_name_choices('{__name__=~"rabbitmq_.*"}')
 
 
 def test_label_values_variables_count_as_queries() -> None:

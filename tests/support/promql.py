@@ -1,10 +1,10 @@
 """The metric names a PromQL expression reads, and the PromQL of the chart's alerts and dashboards.
 
-``metric_names`` is a small lexer, not a PromQL parser: it drops string literals, label matchers (``{...}``),
-range and subquery brackets (``[...]``) and the label lists of ``by``/``without``/``on``/``ignoring``/
-``group_left``/``group_right``, then keeps every identifier that is not a function or aggregation (followed
-by ``(``), a keyword, or a number. That is exact for the selector forms the chart uses; tests pin it on
-tricky expressions (tests/chart/test_dashboards.py)."""
+``metric_name_choices`` is a small lexer, not a PromQL parser: it reads ``__name__`` matchers, then drops
+string literals, label matchers (``{...}``), range and subquery brackets (``[...]``) and the label lists of
+``by``/``without``/``on``/``ignoring``/``group_left``/``group_right``, and keeps every identifier that is not
+a function or aggregation (followed by ``(``), a keyword, or a number. That is exact for the selector forms
+the chart uses; tests pin it on tricky expressions (tests/chart/test_dashboards.py)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,39 @@ _KEYWORDS = frozenset({
 })
 
 
+_NAME_MATCHER = re.compile(r'__name__\s*(=~|=)\s*"((?:[^"\\]|\\.)*)"')
+_PLAIN_NAME = re.compile(r"[A-Za-z_:][\w:]*")
+
+
+def metric_name_choices(expr: str) -> set[frozenset[str]]:
+    """For each selector of ``expr``, the names it may read: one for ``name{...}``, the alternatives of a
+    ``{__name__=~"a|b"}`` selector (an alternation of plain names only: anything else is refused, as its
+    names cannot be listed). A selector is satisfied when any one of its names is emitted."""
+    choices: set[frozenset[str]] = set()
+    literals: list[str] = []
+
+    def mask(match: re.Match[str]) -> str:
+        literals.append(match.group(0))
+        return f'"{len(literals) - 1}"'
+
+    masked = _STRING.sub(mask, expr)  # braces inside strings are no selectors' braces
+    for block in _BRACES.findall(masked):
+        block = re.sub(r'"(\d+)"', lambda m: literals[int(m.group(1))], block)
+        for operator, pattern in _NAME_MATCHER.findall(block):
+            names = pattern.split("|") if operator == "=~" else [pattern]
+            if not all(_PLAIN_NAME.fullmatch(name) for name in names):
+                raise ValueError(f"__name__ matcher {pattern!r} is not an alternation of plain names")
+            choices.add(frozenset(names))
+    return choices | {frozenset({name}) for name in _plain_names(expr)}
+
+
 def metric_names(expr: str) -> set[str]:
-    """The metric names ``expr`` selects (e.g. ``flower_task_runtime_seconds_bucket``, ``up``)."""
+    """Every metric name ``expr`` may select (e.g. ``flower_task_runtime_seconds_bucket``, ``up``, each
+    alternative of a ``__name__`` matcher)."""
+    return set().union(*metric_name_choices(expr))
+
+
+def _plain_names(expr: str) -> set[str]:
     text = _STRING.sub('""', expr)
     text = _BRACES.sub("", text)
     text = _BRACKETS.sub("", text)
