@@ -1,9 +1,9 @@
 """Every rendered object of every values set, validated strictly (unknown fields are errors) against the
 Kubernetes schemas of the oldest and the newest Kubernetes version the chart supports. Kinds
-kubernetes-validate has no schema for are validated against CRD schemas: the Prometheus Operator's
-(monitoring.coreos.com: ServiceMonitor, PrometheusRule) from its real CRDs, fetched from its Go module by
-scripts/build-cluster.sh --data-only (tests/support/crds.py, strict: unknown fields are errors), KEDA's
-against the minimal schemas below, covering the fields the chart uses: nothing is skipped."""
+kubernetes-validate has no schema for (KEDA's ScaledObject and TriggerAuthentication, the Prometheus
+Operator's ServiceMonitor and PrometheusRule) are validated against the projects' real CRDs, fetched from
+their Go modules by scripts/build-cluster.sh --data-only (tests/support/crds.py; strict: unknown fields are
+errors), the versions the simulated cluster installs: nothing is skipped."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ OLDEST, NEWEST = supported_kube_versions()
 # ---------------------------------------------------------------------------------------------- CRD schemas
 
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+#: A custom resource's metadata as the chart writes it (every CRD leaves `metadata` a bare object).
 _OBJECT_META = {
     "type": "object",
     "required": ["name"],
@@ -50,124 +51,6 @@ _OBJECT_META = {
     },
     "additionalProperties": False,
 }
-_POSITIVE_INT = {"type": "integer", "minimum": 0}
-
-
-def _crd(api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": api_version},
-            "kind": {"const": kind},
-            "metadata": _OBJECT_META,
-            "spec": spec,
-        },
-        "additionalProperties": False,
-    }
-
-
-#: KEDA v2 (keda.sh/v1alpha1), from its CRDs, reduced to the fields a ScaledObject on a RabbitMQ queue
-#: uses. Trigger metadata values must be strings: KEDA rejects numbers there.
-KEDA_SCALED_OBJECT = _crd(
-    "keda.sh/v1alpha1",
-    "ScaledObject",
-    {
-        "type": "object",
-        "required": ["scaleTargetRef", "triggers"],
-        "properties": {
-            "scaleTargetRef": {
-                "type": "object",
-                "required": ["name"],
-                "properties": {
-                    "name": {"type": "string"},
-                    "kind": {"type": "string"},
-                    "apiVersion": {"type": "string"},
-                    "envSourceContainerName": {"type": "string"},
-                },
-                "additionalProperties": False,
-            },
-            "pollingInterval": _POSITIVE_INT,
-            "cooldownPeriod": _POSITIVE_INT,
-            "initialCooldownPeriod": _POSITIVE_INT,
-            "minReplicaCount": _POSITIVE_INT,
-            "maxReplicaCount": _POSITIVE_INT,
-            "idleReplicaCount": _POSITIVE_INT,
-            "fallback": {
-                "type": "object",
-                "required": ["failureThreshold", "replicas"],
-                "properties": {"failureThreshold": _POSITIVE_INT, "replicas": _POSITIVE_INT},
-                "additionalProperties": False,
-            },
-            "advanced": {
-                "type": "object",
-                "properties": {
-                    "restoreToOriginalReplicaCount": {"type": "boolean"},
-                    "horizontalPodAutoscalerConfig": {
-                        "type": "object",
-                        "properties": {"name": {"type": "string"}, "behavior": {"type": "object"}},
-                        "additionalProperties": False,
-                    },
-                },
-                "additionalProperties": False,
-            },
-            "triggers": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "required": ["type", "metadata"],
-                    "properties": {
-                        "type": {"type": "string"},
-                        "name": {"type": "string"},
-                        "metadata": _STRING_MAP,
-                        "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
-                        "useCachedMetrics": {"type": "boolean"},
-                        "authenticationRef": {
-                            "type": "object",
-                            "required": ["name"],
-                            "properties": {
-                                "name": {"type": "string"},
-                                "kind": {"enum": ["TriggerAuthentication", "ClusterTriggerAuthentication"]},
-                            },
-                            "additionalProperties": False,
-                        },
-                    },
-                    "additionalProperties": False,
-                },
-            },
-        },
-        "additionalProperties": False,
-    },
-)
-
-#: The CRD leaves a secretTargetRef's `parameter` a free string: which names mean something is up to the
-#: scaler, checked against RABBITMQ_SCALER_* below.
-KEDA_TRIGGER_AUTHENTICATION = _crd(
-    "keda.sh/v1alpha1",
-    "TriggerAuthentication",
-    {
-        "type": "object",
-        "properties": {
-            "secretTargetRef": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "required": ["parameter", "name", "key"],
-                    "properties": {
-                        "parameter": {"type": "string"},
-                        "name": {"type": "string"},
-                        "key": {"type": "string"},
-                    },
-                    "additionalProperties": False,
-                },
-            },
-        },
-        "required": ["secretTargetRef"],
-        "additionalProperties": False,
-    },
-)
 
 #: What KEDA's rabbitmq scaler reads (keda.sh/docs/2.16/scalers/rabbitmq-queue, "Parameter list" and
 #: "Authentication Parameters"): `username`/`password` as TriggerAuthentication parameters (overriding any
@@ -183,24 +66,20 @@ RABBITMQ_SCALER_AUTH_PARAMETERS = frozenset(
     {"host", "username", "password", "tls", "ca", "cert", "key", "workloadIdentityResource"}
 )
 
-CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
-    ("keda.sh/v1alpha1", "ScaledObject"): KEDA_SCALED_OBJECT,
-    ("keda.sh/v1alpha1", "TriggerAuthentication"): KEDA_TRIGGER_AUTHENTICATION,
-}
-
-#: API groups whose schemas come from the real CRDs (tests/support/crds.py), fetched on first use.
-REAL_CRD_GROUPS = ("monitoring.coreos.com",)
+#: API groups of the custom resources the chart renders; their schemas come from the real CRDs
+#: (tests/support/crds.py), fetched on first use.
+REAL_CRD_GROUPS = ("keda.sh", "monitoring.coreos.com")
 _real_crd_schemas: dict[CrdKey, dict[str, Any]] = {}
 
 
 def crd_schema(api_version: str, kind: str) -> dict[str, Any] | None:
-    """The JSON Schema of a custom resource: from its real CRD for REAL_CRD_GROUPS (raises CrdsUnavailable
-    when they cannot be fetched), else the hand-written CRD_SCHEMAS; None when neither has it."""
-    if api_version.split("/")[0] in REAL_CRD_GROUPS:
-        if not _real_crd_schemas:
-            _real_crd_schemas.update(crd_schemas(_OBJECT_META, REAL_CRD_GROUPS))
-        return _real_crd_schemas.get((api_version, kind))
-    return CRD_SCHEMAS.get((api_version, kind))
+    """The JSON Schema of a custom resource of REAL_CRD_GROUPS, from its real CRD (raises CrdsUnavailable
+    when the CRDs cannot be fetched); None for any other kind."""
+    if api_version.split("/")[0] not in REAL_CRD_GROUPS:
+        return None
+    if not _real_crd_schemas:
+        _real_crd_schemas.update(crd_schemas(_OBJECT_META, REAL_CRD_GROUPS))
+    return _real_crd_schemas.get((api_version, kind))
 
 # ---------------------------------------------------------------------------------------------- tests
 
@@ -284,7 +163,8 @@ def test_kube_versions_span_the_supported_range() -> None:
     ids=["numeric-trigger-metadata", "unknown-spec-field"],
 )
 def test_crd_schema_rejects_what_keda_would(mutation: Any, expected: str) -> None:
-    """The hand-written CRD schemas can fail: guard against a schema that accepts anything."""
+    """The CRD schemas can fail: guard against a schema that accepts anything (KEDA's own CRD leaves
+    unknown fields to the API server's pruning; tests/support/crds.py makes them errors)."""
     scaled_object = {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
