@@ -63,16 +63,17 @@ fetch_data() {
     cp "$kwok_dir/kustomize/stage/volume/fast/storage-class.yaml" "$dest/storage-class.yaml"
     say "fetching the KEDA $KEDA_VERSION CRDs"
     keda_dir=$(cd "$kwok_src" && module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
-    mkdir -p "$dest/crds.tmp"
-    cp "$keda_dir"/config/crd/bases/keda.sh_{scaledobjects,triggerauthentications}.yaml "$dest/crds.tmp/"
+    # A directory of this run's own (test sessions may fetch at the same time), renamed into place.
+    tmp=$(mktemp -d "$dest/crds.XXXXXX")
+    cp "$keda_dir"/config/crd/bases/keda.sh_{scaledobjects,triggerauthentications}.yaml "$tmp/"
     say "fetching the Prometheus Operator $PROMETHEUS_OPERATOR_VERSION CRDs"
     operator_dir=$(cd "$kwok_src" \
         && module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
     cp "$operator_dir"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml \
-        "$dest/crds.tmp/"
-    chmod u+w "$dest"/crds.tmp/*.yaml  # the module cache is read-only
-    echo "$crd_versions" >"$dest/crds.tmp/versions.txt"  # kubectl apply -f reads only .yaml/.yml/.json
-    rm -rf "$dest/crds" && mv "$dest/crds.tmp" "$dest/crds"
+        "$tmp/"
+    chmod u+w "$tmp"/*.yaml && chmod 755 "$tmp"  # the module cache is read-only; mktemp makes it 700
+    echo "$crd_versions" >"$tmp/versions.txt"  # kubectl apply -f reads only .yaml/.yml/.json
+    rm -rf "$dest/crds" && mv -T "$tmp" "$dest/crds" 2>/dev/null || rm -rf "$tmp"  # another run won: fine
 }
 
 if [ "${1:-}" = --data-only ]; then
