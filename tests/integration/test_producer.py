@@ -169,3 +169,40 @@ def test_health_producer_during_a_broker_outage(
     wait_until(lambda: health_producer(env).returncode == 0, timeout=120, interval=0.5,
                what="the producer to be ready again after the broker came back")
     assert processes.stop(producer, sig=signal.SIGTERM) == 0
+
+
+def test_batch_from_the_environment_then_idle_as_the_chart_runs_it(
+    processes: Processes, worker_env: dict[str, str]
+) -> None:
+    """producer.rate and producer.count as the chart renders them (PRODUCER_RATE, PRODUCER_COUNT,
+    PRODUCER_IDLE_AFTER_COUNT): exactly the batch reaches the worker, then the producer stays up, healthy
+    and silent, until SIGTERM (a Deployment would restart an exited one into another batch)."""
+    worker = start_worker(processes, worker_env)
+    env = {
+        **worker_env, **PRODUCER_HEALTH, "LOG_LEVEL": "debug",
+        "PRODUCER_RATE": "50", "PRODUCER_COUNT": "20", "PRODUCER_IDLE_AFTER_COUNT": "true",
+    }
+    producer = processes.taskqueue("produce", env=env)
+    wait_until(
+        lambda: "count reached: sent 20, failed 0; idle until stopped" in processes.output(producer),
+        timeout=60,
+        what="the batch of 20 to be sent",
+    )
+    # Several heartbeat max ages later: still running, still alive and ready, nothing more sent.
+    time.sleep(3 * float(PRODUCER_HEALTH["HEALTH_MAX_AGE"]))
+    assert producer.poll() is None, processes.output(producer)
+    for flags in ((), ("--liveness",)):
+        result = health_producer(env, *flags)
+        assert result.returncode == 0, result.stderr
+    output = processes.output(producer)
+    assert "every 0.02s, 20 tasks" in output
+    sent = {match[2] for match in SENT.findall(output)}
+    assert len(sent) == 20
+    wait_until(
+        lambda: set(SUCCEEDED.findall(processes.output(worker))) >= sent,
+        timeout=60,
+        what="the worker to execute the batch",
+    )
+    assert processes.stop(producer, sig=signal.SIGTERM) == 0
+    assert "producer stopped (SIGTERM): sent 20, failed 0" in processes.output(producer)
+    assert len(SENT.findall(processes.output(producer))) == 20
