@@ -339,3 +339,38 @@ def test_the_scenario_passes_checkov(render: RenderFn, tmp_path: Path) -> None:
     report = run_checkov(manifest_file)
     failed = sorted({f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]})
     assert report["summary"]["passed"] > 0 and not failed, failed
+
+
+# ---------------------------------------------------------------------------------------------- helm test pod
+
+
+def test_the_helm_test_pod_takes_env_from_and_volumes(render: RenderFn, default_manifest: Manifest) -> None:
+    env_from = [{"secretRef": {"name": "{{ .Release.Name }}-tls"}}]
+    manifest = render({"tests": {"envFrom": env_from, "extraVolumes": VOLUMES, "extraVolumeMounts": MOUNTS}})
+    (test_pod,) = manifest.test_pods()
+    (container,) = test_pod["spec"]["containers"]
+    assert container["envFrom"] == [{"secretRef": {"name": "tq-tls"}}]
+    assert names(test_pod["spec"]["volumes"]) == ["tmp", "shared", "certs"]
+    assert test_pod["spec"]["volumes"][1:] == VOLUMES
+    assert container["volumeMounts"][1:] == MOUNTS
+    (default_pod,) = default_manifest.test_pods()
+    assert "envFrom" not in default_pod["spec"]["containers"][0]
+    assert names(default_pod["spec"]["volumes"]) == ["tmp"]
+
+
+@pytest.mark.parametrize(
+    ("tests", "message"),
+    [
+        ({"extraContainers": [SIDECAR]}, "at '/tests': additional properties 'extraContainers' not allowed"),
+        ({"lifecycle": LIFECYCLE}, "at '/tests': additional properties 'lifecycle' not allowed"),
+        ({"extraVolumes": "ca"}, "at '/tests/extraVolumes': got string, want array"),
+        (
+            {"extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ca"}]},
+            'tests.extraVolumeMounts: "ca" mounts a volume the tests pod does not have',
+        ),
+    ],
+)
+def test_the_helm_test_pod_refuses_what_it_does_not_take(
+    render_error: RenderErrorFn, tests: dict[str, Any], message: str
+) -> None:
+    assert message in render_error({"tests": tests})

@@ -1,7 +1,7 @@
 {{/*
 Extension points of every pod (README: Extending the pods): extraVolumes, extraVolumeMounts,
 extraInitContainers, extraContainers, envFrom and lifecycle of a component (worker, producer, flower,
-rabbitmq, beat). Each value goes through `tpl`, so it may use the chart's templates and .Release, e.g.
+rabbitmq, beat; the helm test pod takes envFrom, extraVolumes and extraVolumeMounts). Each value goes through `tpl`, so it may use the chart's templates and .Release, e.g.
 image: '{{ include "celery-rabbitmq.image" . }}'. What a user adds is the user's: the chart applies no
 securityContext or resources to added containers (give them, or restricted Pod Security refuses the pod).
 Every template here takes Args: ctx (the root context), values (the component's values) and, where it
@@ -85,6 +85,7 @@ extraVolumeMounts may mount these volumes besides extraVolumes. JSON: component 
   "flower" (dict "containers" (list "flower") "volumes" $flowerVolumes)
   "rabbitmq" (dict "containers" (list "rabbitmq" "erlang-cookie") "volumes" (list "config" "erlang-cookie" "logs" "tmp" "data"))
   "beat" (dict "containers" (list "beat") "volumes" (list "tmp" "beat-state"))
+  "tests" (dict "containers" (list "test-add") "volumes" (list "tmp"))
 ) -}}
 {{- end -}}
 
@@ -96,7 +97,7 @@ JSON list of messages.
 {{- define "celery-rabbitmq.extensions.problems" -}}
 {{- $e := list -}}
 {{- $reserved := include "celery-rabbitmq.extensions.reserved" . | fromJson -}}
-{{- range $component := list "worker" "producer" "flower" "rabbitmq" "beat" -}}
+{{- range $component := list "worker" "producer" "flower" "rabbitmq" "beat" "tests" -}}
   {{- $v := get $.Values $component | default dict -}}
   {{- if or (not (hasKey $v "enabled")) $v.enabled -}}
   {{- $r := get $reserved $component -}}
