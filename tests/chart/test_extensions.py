@@ -16,9 +16,11 @@ from tests.chart.rendering import (
     Manifest,
     RenderErrorFn,
     RenderFn,
+    all_containers,
     chart_values,
     deep_merge,
     file_values_set,
+    objref,
     pod_spec_of,
 )
 from tests.chart.test_checkov import CHECKOV, run_checkov
@@ -374,3 +376,41 @@ def test_the_helm_test_pod_refuses_what_it_does_not_take(
     render_error: RenderErrorFn, tests: dict[str, Any], message: str
 ) -> None:
     assert message in render_error({"tests": tests})
+
+
+# ---------------------------------------------------------------------------------------------- resources
+
+#: Every container the chart itself runs, init containers included, and the key of its resources.
+RESOURCES_KEYS = {
+    "worker": ("worker", "resources"),
+    "producer": ("producer", "resources"),
+    "flower": ("flower", "resources"),
+    "rabbitmq": ("rabbitmq", "resources"),
+    "erlang-cookie": ("rabbitmq", "initResources"),
+    "beat": ("beat", "resources"),
+    "test-add": ("tests", "resources"),
+    "create-secrets": ("secrets", "hookResources"),
+}
+
+
+def test_every_chart_container_has_a_resources_key(render: RenderFn) -> None:
+    """With every pod rendered (beat, the secrets hook): each container, init containers included, takes
+    its resources from a key of its own, and a new container without one fails here."""
+    manifest = render({"beat": {"enabled": True}, "secrets": {"mode": "hook"}})
+    defaults = chart_values()
+    found = {c["name"]: c for owner in manifest.pod_owners() for c in all_containers(owner)}
+    assert set(found) == set(RESOURCES_KEYS)
+    for name, (component, key) in RESOURCES_KEYS.items():
+        assert found[name]["resources"] == defaults[component][key], name
+
+
+def test_every_container_has_requests_and_a_memory_limit(manifest: Manifest) -> None:
+    """Each values set, the extensions scenario's added containers included."""
+    missing = [
+        f"{objref(owner)}/{container['name']}"
+        for owner in manifest.pod_owners()
+        for container in all_containers(owner)
+        if not {"cpu", "memory"} <= set((container.get("resources") or {}).get("requests") or {})
+        or "memory" not in ((container.get("resources") or {}).get("limits") or {})
+    ]
+    assert not missing, f"[{manifest.values}] without requests or memory limit: {missing}"
