@@ -42,7 +42,9 @@ def celery_schedule(entries: tuple[ScheduleEntry, ...]) -> dict[str, dict[str, A
         else:
             assert entry.crontab is not None  # parse_schedule gives every entry one of the two
             when = crontab(**dict(zip(CRONTAB_FIELDS, entry.crontab.split(), strict=True)))
-        options: dict[str, Any] = {}
+        # Nobody reads what beat sends back: no result to publish (with rpc:// it would pile up in beat's
+        # reply queue, which beat never consumes).
+        options: dict[str, Any] = {"ignore_result": True}
         if entry.queue:
             options["queue"] = entry.queue
         if entry.expires is not None:

@@ -3,6 +3,7 @@ probe passes while beat's loop turns and fails once it is wedged (stopped with S
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import signal
@@ -11,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from taskqueue.private_broker import PrivateBroker
 from tests.conftest import VENV_BIN, Processes, start_worker
 from tests.helpers import wait_until
+from tests.support.events import TaskEvents
 
 pytestmark = pytest.mark.integration
 
-SUCCEEDED = re.compile(r"Task taskqueue\.tasks\.add\[([0-9a-f-]{36})\] succeeded in [0-9.e-]+s: (\d+)")
 SENDING = re.compile(r"Scheduler: Sending due task (\S+) \(taskqueue\.tasks\.add\)")
 
 
@@ -33,8 +35,28 @@ def beat_env(worker_env: dict[str, str], schedule: list[dict[str, object]] | Non
     return env
 
 
-def test_scheduled_add_tasks_arrive_and_run(processes: Processes, worker_env: dict[str, str]) -> None:
+Run = tuple[str, tuple[object, ...], tuple[tuple[str, object], ...], str]
+
+
+def runs(events: TaskEvents, worker: subprocess.Popen[bytes]) -> list[Run]:
+    """(task name, args, kwargs items, result) of each task ``worker`` ran, from its task events (which
+    carry the arguments and the result as their repr)."""
+    received, succeeded = events.of(f"celery.{worker.pid}@")
+    calls = {e["uuid"]: e for e in received}
+    found: list[Run] = []
+    for event in succeeded:
+        call = calls.get(event["uuid"])
+        if call is not None:
+            args, kwargs = ast.literal_eval(call["args"]), ast.literal_eval(call["kwargs"])
+            found.append((call["name"], tuple(args), tuple(sorted(kwargs.items())), event["result"]))
+    return found
+
+
+def test_scheduled_add_tasks_arrive_and_run(
+    processes: Processes, worker_env: dict[str, str], broker_url: str
+) -> None:
     worker = start_worker(processes, worker_env)
+    events = TaskEvents(broker_url)
     schedule: list[dict[str, object]] = [
         {"name": "add-fast", "task": "taskqueue.tasks.add", "every": 0.5, "args": [20, 22]},
         {"name": "add-kwargs", "task": "taskqueue.tasks.add", "every": 1, "kwargs": {"x": 1, "y": 2},
@@ -45,16 +67,16 @@ def test_scheduled_add_tasks_arrive_and_run(processes: Processes, worker_env: di
     env = beat_env(worker_env, schedule)
     beat = processes.taskqueue("beat", env=env)
 
-    def results() -> list[int]:
-        return [int(value) for _, value in SUCCEEDED.findall(processes.output(worker))]
-
-    wait_until(
-        lambda: results().count(42) >= 4 and results().count(3) >= 2,
-        timeout=60,
-        what="the worker to run 4 add(20, 22) and 2 add(x=1, y=2) that beat scheduled",
-        detail=lambda: f"beat log:\n{processes.tail(beat)}\nworker log:\n{processes.tail(worker)}",
-    )
-    assert set(results()) <= {42, 3}, "only the scheduled tasks ran"
+    fast: Run = ("taskqueue.tasks.add", (20, 22), (), "42")
+    keywords: Run = ("taskqueue.tasks.add", (), (("x", 1), ("y", 2)), "3")
+    with events:
+        events.wait(
+            lambda: runs(events, worker).count(fast) >= 4 and runs(events, worker).count(keywords) >= 2,
+            timeout=60,
+            what="the worker to run 4 add(20, 22) and 2 add(x=1, y=2) that beat scheduled",
+            detail=lambda: f"beat log:\n{processes.tail(beat)}\nworker log:\n{processes.tail(worker)}",
+        )
+        assert set(runs(events, worker)) == {fast, keywords}, "only the scheduled tasks ran"
     sent = SENDING.findall(processes.output(beat))
     assert {"add-fast", "add-kwargs"} <= set(sent)
     assert "add-never" not in sent
@@ -74,18 +96,16 @@ def test_scheduled_add_tasks_arrive_and_run(processes: Processes, worker_env: di
 
 
 def test_default_schedule_sends_add_every_five_seconds(
-    processes: Processes, worker_env: dict[str, str]
+    processes: Processes, worker_env: dict[str, str], broker_url: str
 ) -> None:
     """No BEAT_SCHEDULE: add(2, 3) every 5 s, the original's producer through beat."""
     worker = start_worker(processes, worker_env)
-    beat = processes.taskqueue("beat", env=beat_env(worker_env, None))
-    wait_until(
-        lambda: len(SUCCEEDED.findall(processes.output(worker))) >= 2,
-        timeout=30,
-        what="two add(2, 3) from beat's default schedule",
-        detail=lambda: f"beat log:\n{processes.tail(beat)}",
-    )
-    assert {value for _, value in SUCCEEDED.findall(processes.output(worker))} == {"5"}
+    with TaskEvents(broker_url) as events:
+        beat = processes.taskqueue("beat", env=beat_env(worker_env, None))
+        events.wait(lambda: len(runs(events, worker)) >= 2, timeout=30,
+                    what="two add(2, 3) from beat's default schedule",
+                    detail=lambda: f"beat log:\n{processes.tail(beat)}")
+        assert set(runs(events, worker)) == {("taskqueue.tasks.add", (2, 3), (), "5")}
     assert set(SENDING.findall(processes.output(beat))) == {"add-every-5s"}
     assert "add-every-5s: taskqueue.tasks.add every 5s" in processes.output(beat)
 
@@ -121,3 +141,37 @@ def test_bad_schedule_stops_beat_naming_the_entry(processes: Processes, worker_e
         "taskqueue: invalid configuration: BEAT_SCHEDULE: entry 2 ('typo'): crontab: "
         "Invalid end range: 61 > 59. (got '61 * * * *')"
     )
+
+
+def test_beat_rides_out_a_broker_outage(
+    processes: Processes, worker_env: dict[str, str], private_broker: PrivateBroker
+) -> None:
+    """Broker down: beat stays alive (liveness passes: a restart would not help) but not ready, and its
+    loop keeps the heartbeat fresh; broker back: it sends again and is ready."""
+    env = {**beat_env(worker_env, [{"name": "add", "task": "taskqueue.tasks.add", "every": 0.5,
+                                    "args": [1, 1]}]),
+           "BROKER_URL": private_broker.url, "HEALTH_MAX_AGE": "30"}
+    beat = processes.taskqueue("beat", env=env)
+    wait_until(lambda: health_beat(env).returncode == 0, timeout=30, what="beat ready",
+               detail=lambda: f"probe: {health_beat(env).stderr}\nbeat log:\n{processes.tail(beat)}")
+    sent_before = processes.output(beat).count("Sending due task add ")
+
+    private_broker.stop()
+    wait_until(lambda: health_beat(env).returncode == 1, timeout=60, what="beat not ready during the outage",
+               detail=lambda: f"beat log:\n{processes.tail(beat)}")
+    assert "is broker-unavailable" in health_beat(env).stderr
+    # Alive for longer than a heartbeat interval: the loop turns while every send fails.
+    for _ in range(3):
+        alive = health_beat(env, "--liveness")
+        assert alive.returncode == 0, alive.stderr
+        assert "alive, broker-unavailable" in alive.stdout
+        subprocess.run(["sleep", "2"], check=True)
+    assert beat.poll() is None, "beat must survive the outage"
+
+    private_broker.start()
+    wait_until(lambda: health_beat(env).returncode == 0, timeout=120, interval=1,
+               what="beat ready again after the broker came back",
+               detail=lambda: f"probe: {health_beat(env).stderr}\nbeat log:\n{processes.tail(beat)}")
+    wait_until(lambda: processes.output(beat).count("Sending due task add ") > sent_before + 3, timeout=30,
+               what="beat to send again")
+    assert processes.stop(beat, sig=signal.SIGTERM) == 0

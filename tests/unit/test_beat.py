@@ -144,10 +144,12 @@ def test_celery_schedule() -> None:
         {"name": "b", "task": ADD, "crontab": "*/15 4 1 * sun", "kwargs": {"x": 1, "y": 1}, "queue": "other",
          "expires": 60},
     ))
-    assert schedule["a"] == {"task": ADD, "schedule": 5.0, "args": (2, 3), "kwargs": {}, "options": {}}
+    assert schedule["a"] == {
+        "task": ADD, "schedule": 5.0, "args": (2, 3), "kwargs": {}, "options": {"ignore_result": True}
+    }
     b = schedule["b"]
     assert (b["args"], b["kwargs"]) == ((), {"x": 1, "y": 1})
-    assert b["options"] == {"queue": "other", "expires": 60.0}
+    assert b["options"] == {"ignore_result": True, "queue": "other", "expires": 60.0}
     assert b["schedule"] == crontab(minute="*/15", hour="4", day_of_month="1", day_of_week="sun")
 
 
