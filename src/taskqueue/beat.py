@@ -16,8 +16,11 @@ trip. States: ``starting``, ``scheduling`` (connected; its last send succeeded),
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
+import os
+import sys
 import time
 from typing import Any
 
@@ -138,7 +141,18 @@ def scheduler_class(heartbeat: BeatHeartbeat, entries: tuple[ScheduleEntry, ...]
 
 
 def run_beat(settings: Settings) -> int:
-    """Run beat until SIGTERM/SIGINT (Celery's handlers save the schedule state first); returns 0."""
+    """Run beat until SIGTERM/SIGINT (Celery's handlers save the schedule state first); returns 0, or 2
+    when the directory of BEAT_SCHEDULE_FILE cannot be written."""
+    state_dir = settings.beat_schedule_file.parent
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(state_dir, os.W_OK):
+            raise PermissionError(errno.EACCES, "not writable")
+    except OSError as exc:
+        # Same form as the configuration errors: one line naming the variable, exit 2.
+        print(f"taskqueue: invalid configuration: BEAT_SCHEDULE_FILE: cannot write in {state_dir}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 2
     app = create_app(settings)
     entries = settings.beat_schedule
     app.conf.beat_schedule = celery_schedule(entries)
@@ -148,7 +162,6 @@ def run_beat(settings: Settings) -> int:
     heartbeat = BeatHeartbeat(settings)
     heartbeat.update(STARTING, "connecting to the broker")
     try:
-        settings.beat_schedule_file.parent.mkdir(parents=True, exist_ok=True)
         beat = app.Beat(
             scheduler_cls=scheduler_class(heartbeat, entries),
             loglevel=settings.log_level.upper(),

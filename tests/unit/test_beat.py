@@ -202,3 +202,18 @@ def test_probe_fails_when_the_writer_is_gone(tmp_path: Path) -> None:
     result = check_beat(settings, liveness=True)
     assert not result.healthy
     assert result.reason == f"beat process {2**22 + 1} is gone (last state scheduling)"
+
+
+def test_unwritable_state_directory_stops_beat_with_exit_code_2(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    clean_env.setenv("BEAT_SCHEDULE_FILE", str(blocker / "schedule"))
+    clean_env.setenv("BEAT_HEALTH_FILE", str(tmp_path / "beat.hb"))
+    result = CliRunner().invoke(main, ["beat"])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"taskqueue: invalid configuration: BEAT_SCHEDULE_FILE: cannot write in {blocker}: File exists\n"
+    )
+    assert not (tmp_path / "beat.hb").exists(), "stopped before it started"
