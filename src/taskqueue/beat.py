@@ -129,6 +129,14 @@ class TaskqueueScheduler(PersistentScheduler):  # type: ignore[misc]  # Celery i
             on_error, self.app.conf.broker_connection_max_retries, callback=self.heartbeat.refresh
         )
 
+    def close(self) -> None:
+        # Shutting down (Celery calls this from its SIGTERM handler, then again on the way out): save the
+        # state, and leave the broker connection to the process exit instead of a close handshake, which a
+        # broker that does not answer (restarting, alarmed) would drag on past the grace period.
+        self.__dict__.pop("producer", None)
+        self.__dict__.pop("connection", None)
+        super().close()
+
     def _summary(self) -> str:
         count = len(self.app.conf.beat_schedule or {})
         return f"{count} entr{'y' if count == 1 else 'ies'}"
