@@ -11,7 +11,9 @@ Health: the scheduler loop itself refreshes ``BEAT_HEALTH_FILE`` (``taskqueue.he
 ``HEALTH_INTERVAL`` (the loop never sleeps longer), also while it waits for the broker, and never from a
 thread of its own: a wedged loop leaves a stale file for ``taskqueue health beat``, with no broker round
 trip. States: ``starting``, ``scheduling`` (connected; its last send succeeded), ``broker-unavailable``
-(cannot connect, or a send failed after its retries: Celery logs it and beat goes on) and ``stopped``.
+(cannot connect, or a send failed after its retries: logged in one line, and beat goes on) and
+``stopped``. Beat sends with ``ignore_result``: nobody reads what it sends back. On shutdown it saves the
+state and leaves the broker connection to the process exit (no close handshake to wait for).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from taskqueue.heartbeat import BROKER_UNAVAILABLE, SCHEDULING, STARTING, STOPPE
 from taskqueue.schedule import CRONTAB_FIELDS, ScheduleEntry
 
 logger = logging.getLogger("taskqueue.beat")
+#: Celery's own scheduler logger: its "Sending due task" lines keep their usual form.
+celery_logger = logging.getLogger("celery.beat")
 
 
 def celery_schedule(entries: tuple[ScheduleEntry, ...]) -> dict[str, dict[str, Any]]:
@@ -108,11 +112,19 @@ class TaskqueueScheduler(PersistentScheduler):  # type: ignore[misc]  # Celery i
         interval: float = super().tick(*args, **kwargs)
         return interval
 
+    def apply_entry(self, entry: Any, producer: Any = None) -> None:
+        # Celery's, but a failed send is one log line, not a stack dump per send during a broker outage.
+        celery_logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
+        try:
+            self.apply_async(entry, producer=producer, advance=False)
+        except Exception as exc:  # the next run retries; the heartbeat says broker-unavailable meanwhile
+            logger.error("beat: could not send %s (%s): %s", entry.name, entry.task, exc)
+
     def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
         try:
             result = super().apply_async(entry, producer=producer, advance=advance, **kwargs)
         except Exception as exc:
-            # Celery logs it ("Message Error") and moves on to the next run; the probe shows it too.
+            # Logged by apply_entry, which moves on to the next run; the probe shows it too.
             problem = f"could not send {entry.name}: {exc.__class__.__name__}"
             self.heartbeat.update(BROKER_UNAVAILABLE, problem)
             raise

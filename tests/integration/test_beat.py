@@ -167,6 +167,10 @@ def test_beat_rides_out_a_broker_outage(
         assert "alive, broker-unavailable" in alive.stdout
         subprocess.run(["sleep", "2"], check=True)
     assert beat.poll() is None, "beat must survive the outage"
+    failures = [line for line in processes.output(beat).splitlines() if "could not send add" in line]
+    assert failures and "Traceback" not in processes.output(beat), "one line per failed send"
+    assert all("ERROR/MainProcess] beat: could not send add (taskqueue.tasks.add): Couldn't apply scheduled "
+               "task add: " in line for line in failures), failures[:3]
 
     private_broker.start()
     wait_until(lambda: health_beat(env).returncode == 0, timeout=120, interval=1,
