@@ -30,7 +30,7 @@ ON: dict[str, Any] = {
 MONITORING_VALUES = file_values_set(CHART_DIR / "ci" / "monitoring-values.yaml")
 
 #: The per-queue families of /metrics/detailed the alerts and dashboards read (rabbitmq_detailed_queue_*).
-DETAILED_FAMILIES = ["queue_coarse_metrics", "queue_consumer_count"]
+DETAILED_FAMILIES = ["queue_coarse_metrics", "queue_consumer_count", "ra_metrics"]
 RABBITMQ_ENDPOINTS = [("metrics", "/metrics", None), ("metrics", "/metrics/detailed", DETAILED_FAMILIES)]
 
 

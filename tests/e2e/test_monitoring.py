@@ -23,7 +23,7 @@ EXPECTED = {
     "rabbitmq": ([("metrics", "/metrics"), ("metrics", "/metrics/detailed")], 15692),
     "flower": ([("http", "/metrics")], 5555),
 }
-DETAILED_PARAMS = {"family": ["queue_coarse_metrics", "queue_consumer_count"]}
+DETAILED_PARAMS = {"family": ["queue_coarse_metrics", "queue_consumer_count", "ra_metrics"]}
 
 
 def monitors_of(release: HelmRelease, namespace: str) -> dict[str, dict[str, Any]]:

@@ -1,8 +1,8 @@
 """Every metric the chart's alerts and dashboards read is one the exporters really emit: the PrometheusRule
 (rendered by helm with every alert on) and files/dashboards/*.json are parsed for metric names, and each
-is looked up in real scrapes: the private RabbitMQ node's Prometheus plugin (the two paths the chart's
-ServiceMonitor scrapes, plus the ra_metrics family the quorum alert needs) while a real worker consumes a
-quorum queue, and a real Flower's /metrics after a few ``add`` tasks.
+is looked up in real scrapes: the private RabbitMQ node's Prometheus plugin at exactly the endpoints (paths
+and params) the chart's rendered ServiceMonitor scrapes, while a real worker consumes a quorum queue, and a
+real Flower's /metrics after a few ``add`` tasks.
 
 The private node is Debian's RabbitMQ 3.10 while the chart deploys 4.1. The names used here are the same in
 both (the 4.1.4 plugin's collectors define them so), with one difference past 4.1: RabbitMQ 4.2 moved the
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -33,14 +35,13 @@ pytestmark = pytest.mark.integration
 
 __all__ = ["client_app", "flower_env"]  # fixtures, used by name
 
-#: The /metrics/detailed families: the two the chart's ServiceMonitor asks for, and ra_metrics (the
-#: RabbitMQQuorumQueueWithoutQuorum alert and the dashboard's quorum panel).
-DETAILED_FAMILIES = ("queue_coarse_metrics", "queue_consumer_count", "ra_metrics")
 #: Recorded by Prometheus for every scrape target, emitted by no exporter.
 PROMETHEUS_OWN = {"up"}
 #: Every alert on: Flower deployed, quorum queues, several nodes.
 ALL_ALERTS_VALUES = ValuesSet.of("all-alerts", overrides={
-    "metrics": {"prometheusRule": {"enabled": True}}, "rabbitmq": {"replicaCount": 3},
+    "metrics": {"prometheusRule": {"enabled": True}, "serviceMonitor": {"enabled": True}},
+    "networkPolicy": {"metricsFrom": [{"podSelector": {"matchLabels": {"app": "prometheus"}}}]},
+    "rabbitmq": {"replicaCount": 3},
 })
 
 Samples = dict[str, list[dict[str, str]]]
@@ -58,14 +59,32 @@ def scrape(url: str) -> Samples:
     return samples
 
 
-def alert_exprs() -> list[str]:
+def rendered(kind: str, component: str | None = None) -> dict[str, Any]:
+    """The one object of ``kind`` (of ``component``) the chart renders with every alert and monitor on."""
     path = find_helm("helm4")
     if path is None:
         pytest.fail("helm4 is not installed: run scripts/install-helm.sh .venv")
     manifest = yaml.safe_load_all(Helm("helm4", path).template(ALL_ALERTS_VALUES, newest_kube_version()))
-    rules = [doc for doc in manifest if doc and doc.get("kind") == "PrometheusRule"]
-    assert len(rules) == 1
-    return [rule["expr"] for group in rules[0]["spec"]["groups"] for rule in group["rules"]]
+    found = [doc for doc in manifest if doc and doc.get("kind") == kind and (
+        component is None or doc["metadata"]["labels"]["app.kubernetes.io/component"] == component)]
+    assert len(found) == 1, (kind, component, len(found))
+    return found[0]
+
+
+def alert_exprs() -> list[str]:
+    rules = rendered("PrometheusRule")
+    return [rule["expr"] for group in rules["spec"]["groups"] for rule in group["rules"]]
+
+
+def monitored_paths() -> list[str]:
+    """Path and query of each endpoint of the rendered RabbitMQ ServiceMonitor."""
+    monitor = rendered("ServiceMonitor", "rabbitmq")
+    paths = []
+    for endpoint in monitor["spec"]["endpoints"]:
+        params = endpoint.get("params") or {}
+        query = urlencode([(key, value) for key, values in params.items() for value in values])
+        paths.append(endpoint["path"] + (f"?{query}" if query else ""))
+    return paths
 
 
 def referenced_names() -> dict[frozenset[str], set[str]]:
@@ -127,11 +146,11 @@ def test_alerts_and_dashboards_read_only_emitted_metrics(
         flower_samples["flower_events_total"]
     )
 
-    detailed = "&".join(f"family={family}" for family in DETAILED_FAMILIES)
+    paths = monitored_paths()
 
     def rabbitmq_scrape() -> Samples:
         merged: Samples = {}
-        for path in ("/metrics", f"/metrics/detailed?{detailed}"):
+        for path in paths:
             for name, labels in scrape(prometheus_url + path).items():
                 merged.setdefault(name, []).extend(labels)
         return merged
