@@ -11,6 +11,7 @@ It listens on loopback only.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -46,12 +47,37 @@ def find_rabbitmq_server() -> Path | None:
     return Path(found) if found else None
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the kernel says is free now (a race with another process is possible but harmless here:
-    the node would fail to start and say so)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+#: Where the listening ports are drawn from when the kernel's ephemeral range cannot be read.
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: The listening ports' range ends where the ephemeral range begins; it starts this far below it.
+LISTEN_RANGE_SPAN = 10000
+
+
+def listen_port_range() -> range:
+    """Ports below the kernel's ephemeral range (32768 and up by default). Every client socket on the
+    machine takes its local port from the ephemeral range, so a node stopped and started again (a broker
+    restart) cannot find one of its ports taken by a client connection meanwhile (``dist_port_already_used``),
+    as a kernel-chosen port could."""
+    try:
+        low = int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - LISTEN_RANGE_SPAN), low)
+
+
+def free_port(host: str = "127.0.0.1", tries: int = 200) -> int:
+    """A port nobody is bound to now, from ``listen_port_range()`` (another process may still take it
+    first: the node would then fail to start and say so)."""
+    ports = listen_port_range()
+    for _ in range(tries):
+        port = random.choice(ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise PrivateBrokerError(f"no free port among {tries} tried in {ports.start}-{ports.stop - 1}")
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
