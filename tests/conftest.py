@@ -186,8 +186,10 @@ TEST_HEALTH_MAX_AGE = "5"
 
 
 def with_fast_heartbeat(env: dict[str, str]) -> dict[str, str]:
-    """``env`` plus a fast heartbeat, for ``taskqueue worker`` subprocesses."""
-    return {**env, "HEALTH_INTERVAL": TEST_HEALTH_INTERVAL, "HEALTH_MAX_AGE": TEST_HEALTH_MAX_AGE}
+    """``env`` plus a fast heartbeat, for ``taskqueue worker`` subprocesses; and the per-task log lines
+    (``received``, ``succeeded``: off by default), by which these tests follow single tasks."""
+    return {**env, "HEALTH_INTERVAL": TEST_HEALTH_INTERVAL, "HEALTH_MAX_AGE": TEST_HEALTH_MAX_AGE,
+            "WORKER_LOG_TASKS": "true"}
 
 
 @pytest.fixture

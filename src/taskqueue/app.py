@@ -172,7 +172,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         # The task's ack cannot reach the broker over a lost connection: cancel and let it redeliver.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
-        # Prefetch per process from the settings (1: a long task never holds others hostage).
+        # Prefetch per process from the settings (4 by default; 1 for long tasks: see Settings).
         "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
         # Quorum queues refuse global QoS: let Celery detect them and use per-consumer prefetch.
         "worker_detect_quorum_queues": True,

@@ -142,6 +142,7 @@ class PrivateBroker:
             "RABBITMQ_CONF_ENV_FILE": str(directory / "rabbitmq-env.conf"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
             "RABBITMQ_PID_FILE": str(directory / "rabbitmq.pid"),
+            "ERL_CRASH_DUMP": str(directory / "erl_crash.dump"),  # not into the caller's directory
         }
         return cls(server, env, nodename, node_port, epmd_port, directory, management_port, prometheus_port)
 

@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from celery import bootsteps
+from celery.app.trace import LOG_SUCCESS
 from celery.bootsteps import CLOSE, TERMINATE
 from celery.worker import state as worker_state
 
@@ -35,6 +36,30 @@ from taskqueue.heartbeat import (
 )
 
 logger = logging.getLogger("taskqueue.worker")
+
+#: Logger of Celery's "Task ... received" line, the only info line it writes (in the consumer, per task).
+RECEIVED_LOGGER = "celery.worker.strategy"
+#: Logger of the "Task ... succeeded in ...s" line; also of failures, retries and expected errors (a bad
+#: argument: info, one line), which must stay.
+TRACE_LOGGER = "celery.app.trace"
+
+
+class DropSucceededLines(logging.Filter):
+    """Drops Celery's "Task ... succeeded" lines only (pool processes: the main loop never pays for them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg is not LOG_SUCCESS
+
+
+def quiet_per_task_lines(level: str) -> None:
+    """Stop Celery's two info lines per task: "received" by the level of its logger (Celery reads it once
+    and then skips building the line), "succeeded" by a filter that leaves the trace logger's failure and
+    retry lines alone."""
+    received = logging.getLogger(RECEIVED_LOGGER)
+    received.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    trace = logging.getLogger(TRACE_LOGGER)
+    if not any(isinstance(f, DropSucceededLines) for f in trace.filters):
+        trace.addFilter(DropSucceededLines())
 
 
 class HeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -149,6 +174,8 @@ def run_worker(settings: Settings) -> int:
         # Same form as the CLI's configuration errors: one line naming the variable, exit 2.
         print(f"taskqueue: {exc}", file=sys.stderr)
         return 2
+    if not settings.worker_log_tasks:
+        quiet_per_task_lines(settings.log_level)
     app = create_app(settings)
     app.steps["consumer"].add(heartbeat_step(settings))
     app.steps["consumer"].add(drain_step(settings))

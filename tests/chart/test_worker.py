@@ -28,18 +28,20 @@ def test_worker_settings_reach_the_env(render: RenderFn) -> None:
         {
             "worker": {
                 "concurrency": 8,
-                "prefetchMultiplier": 4,
+                "prefetchMultiplier": 2,
                 "taskTimeLimit": 900,
                 "taskSoftTimeLimit": 840,
+                "logTasks": True,
             },
             "celery": {"queueName": "arith"},
         }
     ).container("worker")
     expected = {
         "WORKER_CONCURRENCY": "8",
-        "WORKER_PREFETCH_MULTIPLIER": "4",
+        "WORKER_PREFETCH_MULTIPLIER": "2",
         "TASK_TIME_LIMIT": "900",
         "TASK_SOFT_TIME_LIMIT": "840",
+        "WORKER_LOG_TASKS": "true",
         "QUEUE_NAME": "arith",
     }
     assert {name: env_value(container, name) for name in expected} == expected
@@ -72,6 +74,25 @@ def test_grace_period_exceeds_the_task_time_limit(render: RenderFn, task_time_li
     grace = pod_spec_of(manifest.workload("worker"))["terminationGracePeriodSeconds"]
     assert grace > task_time_limit
     assert int(env_value(manifest.container("worker"), "TASK_TIME_LIMIT")) == task_time_limit
+
+
+def test_defaults_reserve_four_per_process_and_log_no_line_per_task(default_manifest: Manifest) -> None:
+    container = default_manifest.container("worker")
+    assert env_value(container, "WORKER_PREFETCH_MULTIPLIER") == "4"
+    assert env_value(container, "WORKER_LOG_TASKS") == "false"
+
+
+@pytest.mark.parametrize(
+    ("prefetch", "task_time_limit", "grace"), [(4, 300, 1230), (1, 300, 330), (2, 60, 150)]
+)
+def test_default_grace_period_covers_the_reserved_tasks(
+    render: RenderFn, prefetch: int, task_time_limit: int, grace: int
+) -> None:
+    """The drain runs out what each process reserved, in turn: prefetch * taskTimeLimit, plus the margin
+    (30 s), like the drain's own deadline and consumer_timeout."""
+    manifest = render({"worker": {"prefetchMultiplier": prefetch, "taskTimeLimit": task_time_limit,
+                                  "taskSoftTimeLimit": task_time_limit - 10}})
+    assert pod_spec_of(manifest.workload("worker"))["terminationGracePeriodSeconds"] == grace
 
 
 def test_explicit_grace_period_honoured(render: RenderFn) -> None:

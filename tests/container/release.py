@@ -116,7 +116,8 @@ class Render:
 def chart_overrides(broker: PrivateBroker, flower_port: int, queue: str | None = None) -> dict[str, Any]:
     """The chart's default values plus what this machine needs: the image just built, the broker's ports
     (its Service would map them: here the node listens on ports of its own), a free Flower port (host
-    network), a password both renders share, and for isolated tests a queue of their own."""
+    network), a password both renders share, and for isolated tests a queue of their own and the worker's
+    per-task log lines (worker.logTasks), by which they count what each worker ran."""
     values: dict[str, Any] = {
         "image": {"repository": IMAGE_REPOSITORY, "tag": IMAGE_TAG},
         "rabbitmq": {"auth": {"password": BROKER_PASSWORD},
@@ -125,6 +126,7 @@ def chart_overrides(broker: PrivateBroker, flower_port: int, queue: str | None =
     }
     if queue is not None:
         values["celery"] = {"queueName": queue}
+        values["worker"] = {"logTasks": True}
     return values
 
 

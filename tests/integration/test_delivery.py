@@ -23,11 +23,11 @@ def test_sigkilled_worker_loses_no_task(
     # Slow tasks first so some are executing (unacked) when the worker dies, then a burst of adds.
     sleeping = [celery_client.send_task(SLEEP_TASK, args=(2,)) for _ in range(4)]
     adding = [celery_client.send_task(ADD_TASK, args=(i, 1)) for i in range(200)]
-    in_flight = sleeping[:2]  # concurrency 2, prefetch 1: these two are running
+    in_flight = sleeping[:2]  # reserved (unacked) by the first worker, running or about to
     wait_until(
         lambda: all(f"[{result.id}] received" in processes.output(first) for result in in_flight),
         timeout=30,
-        what="the first worker to start two sleep tasks",
+        what="the first worker to receive two sleep tasks",
     )
     processes.stop(first, sig=signal.SIGKILL)
     assert first.returncode == -signal.SIGKILL

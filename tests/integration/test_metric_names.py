@@ -68,7 +68,8 @@ def rendered(kind: str, component: str | None = None) -> dict[str, Any]:
     found = [doc for doc in manifest if doc and doc.get("kind") == kind and (
         component is None or doc["metadata"]["labels"]["app.kubernetes.io/component"] == component)]
     assert len(found) == 1, (kind, component, len(found))
-    return found[0]
+    obj: dict[str, Any] = found[0]
+    return obj
 
 
 def alert_exprs() -> list[str]:

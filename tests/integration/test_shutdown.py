@@ -1,4 +1,5 @@
-"""SIGTERM gives a warm shutdown: in-flight tasks finish, the rest stay queued for the next worker."""
+"""SIGTERM gives a warm shutdown: in-flight tasks finish, those the worker reserved run too, the rest stay
+queued for the next worker."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ from tests.helpers import wait_until
 from tests.support.tasks import SLEEP_TASK, with_test_tasks
 
 pytestmark = pytest.mark.integration
+
+
+def reserving_one_each(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with prefetch 1: each process reserves only the task it runs, so a third task stays queued."""
+    return {**env, "WORKER_PREFETCH_MULTIPLIER": "1"}
 
 
 def _queued(broker_url: str, queue: str) -> int:
@@ -55,9 +61,31 @@ def _warm_shutdown(
 def test_sigterm_is_a_warm_shutdown(
     processes: Processes, worker_env: dict[str, str], celery_client: Any
 ) -> None:
-    worker_env = with_test_tasks(worker_env)
+    worker_env = reserving_one_each(with_test_tasks(worker_env))
     worker = start_worker(processes, worker_env)
     _warm_shutdown(processes, worker, worker.pid, worker_env, celery_client)
+
+
+def test_sigterm_runs_out_the_reserved_tasks(
+    processes: Processes, worker_env: dict[str, str], celery_client: Any
+) -> None:
+    # The default prefetch (4 per process): the third task is reserved by this worker while both processes
+    # are busy. The drain runs it before the worker exits, instead of bouncing it to another worker.
+    worker_env = with_test_tasks(worker_env)
+    worker = start_worker(processes, worker_env)
+    running = [celery_client.send_task(SLEEP_TASK, args=(3,)) for _ in range(2)]
+    reserved = celery_client.send_task(SLEEP_TASK, args=(0,))
+    wait_until(
+        lambda: all(f"[{r.id}] received" in processes.output(worker) for r in [*running, reserved]),
+        timeout=30,
+        what="the worker to receive the three sleep tasks",
+    )
+    worker.send_signal(signal.SIGTERM)
+    assert [r.get(timeout=30) for r in [*running, reserved]] == [3, 3, 0]
+    assert worker.wait(timeout=30) == 0
+    output = processes.output(worker)
+    assert all(f"[{r.id}] succeeded" in output for r in [*running, reserved])
+    assert _queued(worker_env["BROKER_URL"], worker_env["QUEUE_NAME"]) == 0
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) for a PID namespace")
@@ -69,7 +97,7 @@ def test_sigterm_is_a_warm_shutdown_as_pid_1(
     probe = subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True, check=False)
     if probe.returncode != 0:
         pytest.skip("no permission to create a PID namespace")
-    worker_env = with_test_tasks(worker_env)
+    worker_env = reserving_one_each(with_test_tasks(worker_env))
     worker = processes.start(
         ["unshare", "--pid", "--fork", "--kill-child", str(VENV_BIN / "taskqueue"), "worker"],
         worker_env,

@@ -14,17 +14,19 @@ from kombu.messaging import Consumer
 
 
 class TaskEvents:
-    """Receives the ``task-received`` and ``task-succeeded`` events of every worker on the broker from the
-    moment it is created (its event queue is bound at once). Use as a context manager."""
+    """Receives the ``task-received``, ``task-started`` and ``task-succeeded`` events of every worker on the
+    broker from the moment it is created (its event queue is bound at once). Use as a context manager."""
 
     def __init__(self, broker_url: str) -> None:
         self.app = Celery("task-events", broker=broker_url, set_as_current=False)
         self.connection = self.app.connection_for_read()
         self.received: list[dict[str, Any]] = []
+        self.started: list[dict[str, Any]] = []
         self.succeeded: list[dict[str, Any]] = []
         receiver = self.app.events.Receiver(
             self.connection,
-            handlers={"task-received": self.received.append, "task-succeeded": self.succeeded.append},
+            handlers={"task-received": self.received.append, "task-started": self.started.append,
+                      "task-succeeded": self.succeeded.append},
         )
         channel = self.connection.default_channel
         self._consumers = receiver.get_consumers(functools.partial(Consumer, channel), channel)

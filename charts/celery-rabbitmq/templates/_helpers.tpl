@@ -445,11 +445,12 @@ failureThreshold: {{ .probe.failureThreshold }}
 successThreshold: 1
 {{- end -}}
 
-{{/* Worker grace period: explicit, or taskTimeLimit + shutdownMarginSeconds. */}}
+{{/* Worker grace period: explicit, or the drain's deadline (each process runs out the prefetchMultiplier
+tasks it may hold, each within taskTimeLimit) + shutdownMarginSeconds. */}}
 {{- define "celery-rabbitmq.worker.gracePeriod" -}}
 {{- $w := .Values.worker -}}
 {{- if kindIs "invalid" $w.terminationGracePeriodSeconds -}}
-{{- add (int $w.taskTimeLimit) (int $w.shutdownMarginSeconds) -}}
+{{- add (mul (int $w.prefetchMultiplier) (int $w.taskTimeLimit)) (int $w.shutdownMarginSeconds) -}}
 {{- else -}}
 {{- int $w.terminationGracePeriodSeconds -}}
 {{- end -}}
@@ -486,6 +487,8 @@ successThreshold: 1
   value: {{ $w.taskSoftTimeLimit | quote }}
 - name: WORKER_REMOTE_CONTROL
   value: {{ $w.remoteControl | quote }}
+- name: WORKER_LOG_TASKS
+  value: {{ $w.logTasks | quote }}
 - name: HEALTH_FILE
   value: /tmp/taskqueue-worker.heartbeat
 - name: HEALTH_INTERVAL
