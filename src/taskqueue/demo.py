@@ -12,7 +12,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ from taskqueue.private_broker import (
     PrivateBroker,
     PrivateBrokerError,
     find_rabbitmq_server,
+    first_bindable,
     start_private_broker,
 )
 
@@ -92,14 +92,10 @@ def broker_answers(url: str, timeout: float = BROKER_PROBE_TIMEOUT) -> bool:
 
 
 def first_free_port(start: int, host: str = "127.0.0.1", tries: int = 100) -> int:
-    for port in range(start, min(start + tries, 65536)):
-        with socket.socket() as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
-            return port
-    raise DemoError(f"no free port for Flower in {start}..{start + tries - 1}: use --flower-port")
+    port = first_bindable(range(start, min(start + tries, 65536)), host)
+    if port is None:
+        raise DemoError(f"no free port for Flower in {start}..{start + tries - 1}: use --flower-port")
+    return port
 
 
 def taskqueue_command() -> list[str]:

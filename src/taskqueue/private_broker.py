@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,19 +65,26 @@ def listen_port_range() -> range:
     return range(max(1024, low - LISTEN_RANGE_SPAN), low)
 
 
-def free_port(host: str = "127.0.0.1", tries: int = 200) -> int:
-    """A port nobody is bound to now, from ``listen_port_range()`` (another process may still take it
-    first: the node would then fail to start and say so)."""
-    ports = listen_port_range()
-    for _ in range(tries):
-        port = random.choice(ports)
+def first_bindable(ports: Iterable[int], host: str = "127.0.0.1") -> int | None:
+    """The first of ``ports`` nobody is bound to on ``host`` now, or None."""
+    for port in ports:
         with socket.socket() as sock:
             try:
                 sock.bind((host, port))
             except OSError:
                 continue
             return port
-    raise PrivateBrokerError(f"no free port among {tries} tried in {ports.start}-{ports.stop - 1}")
+    return None
+
+
+def free_port(host: str = "127.0.0.1", tries: int = 200) -> int:
+    """A port nobody is bound to now, from ``listen_port_range()`` (another process may still take it
+    first: the node would then fail to start and say so)."""
+    ports = listen_port_range()
+    port = first_bindable((random.choice(ports) for _ in range(tries)), host)
+    if port is None:
+        raise PrivateBrokerError(f"no free port among {tries} tried in {ports.start}-{ports.stop - 1}")
+    return port
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
