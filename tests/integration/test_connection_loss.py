@@ -44,10 +44,7 @@ def test_broker_loss_with_every_process_busy_is_reported_within_the_probe_max_ag
         ids = [client.send_task(SLEEP_TASK, args=(TASK_SECONDS,), ignore_result=True).id
                for _ in range(CONCURRENCY)]
         with TaskEvents(private_broker.url) as events:
-            def started() -> list[str]:
-                return [e["uuid"] for e in events.started if str(e.get("hostname", "")).startswith(node)]
-
-            events.wait(lambda: sorted(started()) == sorted(ids), timeout=60,
+            events.wait(lambda: sorted(e["uuid"] for e in events.started_of(node)) == sorted(ids), timeout=60,
                         what=f"{CONCURRENCY} sleep tasks started")
     finally:
         client.close()
@@ -64,9 +61,6 @@ def test_broker_loss_with_every_process_busy_is_reported_within_the_probe_max_ag
 
     private_broker.start()
     with TaskEvents(private_broker.url) as events:
-        def succeeded() -> list[str]:
-            return [e["uuid"] for e in events.succeeded if str(e.get("hostname", "")).startswith(node)]
-
-        events.wait(lambda: sorted(succeeded()) == sorted(ids), timeout=120,
+        events.wait(lambda: sorted(e["uuid"] for e in events.of(node)[1]) == sorted(ids), timeout=120,
                     what=f"the {CONCURRENCY} redelivered tasks to run again")
     assert worker.poll() is None

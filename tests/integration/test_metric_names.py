@@ -12,6 +12,7 @@ _total; still labelled vhost and queue). The quorum alert and dashboard panel se
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -59,13 +60,19 @@ def scrape(url: str) -> Samples:
     return samples
 
 
-def rendered(kind: str, component: str | None = None) -> dict[str, Any]:
-    """The one object of ``kind`` (of ``component``) the chart renders with every alert and monitor on."""
+@functools.cache
+def all_alerts_manifest() -> list[dict[str, Any]]:
+    """The chart rendered once with every alert and monitor on."""
     path = find_helm("helm4")
     if path is None:
         pytest.fail("helm4 is not installed: run scripts/install-helm.sh .venv")
-    manifest = yaml.safe_load_all(Helm("helm4", path).template(ALL_ALERTS_VALUES, newest_kube_version()))
-    found = [doc for doc in manifest if doc and doc.get("kind") == kind and (
+    rendered = Helm("helm4", path).template(ALL_ALERTS_VALUES, newest_kube_version())
+    return [doc for doc in yaml.safe_load_all(rendered) if doc]
+
+
+def rendered(kind: str, component: str | None = None) -> dict[str, Any]:
+    """The one object of ``kind`` (of ``component``) in ``all_alerts_manifest()``."""
+    found = [doc for doc in all_alerts_manifest() if doc.get("kind") == kind and (
         component is None or doc["metadata"]["labels"]["app.kubernetes.io/component"] == component)]
     assert len(found) == 1, (kind, component, len(found))
     obj: dict[str, Any] = found[0]

@@ -43,10 +43,11 @@ class TaskEvents:
 
     def of(self, hostname_prefix: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(received, succeeded) events of the workers whose node name starts with ``hostname_prefix``."""
-        def mine(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return [e for e in events if str(e.get("hostname", "")).startswith(hostname_prefix)]
+        return _of(self.received, hostname_prefix), _of(self.succeeded, hostname_prefix)
 
-        return mine(self.received), mine(self.succeeded)
+    def started_of(self, hostname_prefix: str) -> list[dict[str, Any]]:
+        """task-started events of the workers whose node name starts with ``hostname_prefix``."""
+        return _of(self.started, hostname_prefix)
 
     def wait(self, done: Callable[[], bool], *, timeout: float, what: str,
              detail: Callable[[], str] | None = None) -> None:
@@ -61,3 +62,7 @@ class TaskEvents:
                 )
             with contextlib.suppress(TimeoutError):  # socket.timeout: no event within the half second
                 self.connection.drain_events(timeout=0.5)
+
+
+def _of(events: list[dict[str, Any]], hostname_prefix: str) -> list[dict[str, Any]]:
+    return [e for e in events if str(e.get("hostname", "")).startswith(hostname_prefix)]
