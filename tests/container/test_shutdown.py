@@ -23,8 +23,9 @@ from tests.container.release import (
 pytestmark = [pytest.mark.container, pytest.mark.timeout(CONTAINER_TIMEOUT)]
 
 ADD = "taskqueue.tasks.add"
-#: Tasks sent at once from the host, so that the worker is busy when SIGTERM arrives.
-BURST = 1500
+#: Tasks queued from the host before the worker starts: a backlog of several seconds' work at the worker's
+#: fastest, so that SIGTERM (sent once it has run 50) finds it busy with tasks reserved and more queued.
+BURST = 8000
 SUCCEEDED = re.compile(r"Task taskqueue\.tasks\.add\[([0-9a-f-]{36})\] succeeded")
 
 
@@ -43,7 +44,6 @@ def test_sigterm_stops_each_container_with_exit_0_in_its_grace_period_losing_no_
     pods: Pods, isolated_render: Render, container_broker: PrivateBroker
 ) -> None:
     render, queue = isolated_render, isolated_render.queue
-    worker = start_ready(pods, render.workload("worker"))
     flower = start_ready(pods, render.workload("flower"))
     producer = start_ready(pods, render.workload("producer"))
 
@@ -57,20 +57,23 @@ def test_sigterm_stops_each_container_with_exit_0_in_its_grace_period_losing_no_
         burst = [app.send_task(ADD, args=(n, 1), ignore_result=True).id for n in range(BURST)]
     finally:
         app.close()
-    wait_for(lambda: len(executed(worker)) >= 50, timeout=60, what="the worker to be busy with the burst")
+    # Not start_ready: its probe polling would let the worker eat into the backlog; 50 tasks run prove it up.
+    worker = pods.run(render.workload("worker"))
+    wait_for(lambda: len(executed(worker)) >= 50, timeout=60, what="the worker to be busy with the backlog",
+             interval=0.1)
 
+    stopped_cleanly(worker)
+    first = executed(worker)
     stopped_cleanly(producer)
     sent = set(sent_task_ids(producer))
     assert sent, producer.logs()[-2000:]
-    stopped_cleanly(worker)
-    first = executed(worker)
     # The broker notices the closed connection a moment later; what the worker held goes back to the queue
     # (held, not finished: a finished one would run twice below).
     wait_for(lambda: queue_stats(container_broker, queue)["consumers"] == 0, timeout=15,
              what=f"the broker to drop the stopped worker's consumer on {queue}")
     left = queue_stats(container_broker, queue)
     assert left["messages_unacknowledged"] == 0, left
-    assert len(first) < BURST, "the burst was over before SIGTERM: nothing was in flight"
+    assert len(set(first) & set(burst)) < BURST, "the backlog was gone before SIGTERM: nothing was in flight"
 
     # What the stopped worker had not taken stays queued, not lost: the same pod, started again, runs it.
     successor = start_ready(pods, render.workload("worker"))
