@@ -212,7 +212,7 @@ def test_generated_password_and_cookie_are_random_and_never_guest(render_cache: 
 def test_generated_secrets_are_kept_across_upgrades_by_lookup() -> None:
     """`helm template` has no cluster, so lookup returns nothing here: check the template reuses the stored
     Secret's data (lookup) before generating, for the password, the cookie and Flower's password."""
-    helpers = (CHART_DIR / "templates" / "_helpers.tpl").read_text()
+    helpers = (CHART_DIR / "templates" / "_secrets.tpl").read_text()
     generator = re.search(
         r'define "celery-rabbitmq.secretValue".*?{{-? end -}}\s*{{-? end -}}', helpers, re.S
     )

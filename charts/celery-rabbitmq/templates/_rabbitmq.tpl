@@ -1,4 +1,37 @@
-{{/* RabbitMQ configuration files, rendered into the ConfigMap (and hashed into the pod annotation). */}}
+{{/*
+The bundled broker (rabbitmq.enabled): whether it is clustered, its Erlang cookie Secret, and its
+configuration files, rendered into the ConfigMap (and hashed into the pod annotation).
+*/}}
+
+{{/* "true" when the bundled broker runs several nodes. */}}
+{{- define "celery-rabbitmq.rabbitmq.clustered" -}}
+{{- if and .Values.rabbitmq.enabled (gt (int .Values.rabbitmq.replicaCount) 1) -}}true{{- end -}}
+{{- end -}}
+
+{{/* "true" when the peer-discovery Role/RoleBinding (and RabbitMQ's own ServiceAccount) are rendered. */}}
+{{- define "celery-rabbitmq.rabbitmq.rbac" -}}
+{{- if and (include "celery-rabbitmq.rabbitmq.clustered" .) .Values.rabbitmq.rbac.create -}}true{{- end -}}
+{{- end -}}
+
+{{- define "celery-rabbitmq.rabbitmq.cookieSecretName" -}}
+{{- .Values.rabbitmq.auth.existingErlangCookieSecret | default (include "celery-rabbitmq.componentName" (dict "ctx" . "suffix" "rabbitmq-erlang-cookie")) -}}
+{{- end -}}
+
+{{- define "celery-rabbitmq.rabbitmq.defaultQueueType" -}}
+{{- .Values.rabbitmq.defaultQueueType | default (ternary "quorum" "classic" (gt (int .Values.rabbitmq.replicaCount) 1)) -}}
+{{- end -}}
+
+{{/*
+consumer_timeout (ms). A worker with late acks holds up to concurrency * prefetchMultiplier unacked
+messages; the last one waits for at most (prefetchMultiplier - 1) tasks on its process, then runs for at
+most taskTimeLimit: prefetchMultiplier * taskTimeLimit seconds unacked. Add the margin, and never go
+below RabbitMQ's own 30-minute default.
+*/}}
+{{- define "celery-rabbitmq.rabbitmq.consumerTimeout" -}}
+{{- $w := .Values.worker -}}
+{{- $seconds := add (mul (int $w.prefetchMultiplier) (int $w.taskTimeLimit)) (int .Values.rabbitmq.consumerTimeoutMarginSeconds) -}}
+{{- max 1800000 (mul $seconds 1000) -}}
+{{- end -}}
 
 {{- define "celery-rabbitmq.rabbitmq.plugins" -}}
 {{- $plugins := list "rabbitmq_management" "rabbitmq_prometheus" -}}
