@@ -26,12 +26,13 @@ externalBroker.*). The env block built from them is in _env.tpl.
 
 {{/* The bundled broker's credentials Secret (user and password): rabbitmq.auth.existingSecret, else the
 chart's (rabbitmq-secret.yaml, or the secrets hook). */}}
-{{- define "celery-rabbitmq.rabbitmq.secretName" -}}
+{{- define "celery-rabbitmq.rabbitmq.authSecretName" -}}
 {{- .Values.rabbitmq.auth.existingSecret | default (include "celery-rabbitmq.rabbitmq.fullname" .) -}}
 {{- end -}}
 
-{{/* The chart-owned Secret holding externalBroker.username (when no externalBroker.usernameKey). */}}
-{{- define "celery-rabbitmq.externalBroker.usernameSecretName" -}}
+{{/* The Secret the chart itself renders for externalBroker.username (broker-username-secret.yaml), when the user
+comes from no externalBroker.usernameKey: not the user's externalBroker.existingSecret. */}}
+{{- define "celery-rabbitmq.externalBroker.chartUsernameSecretName" -}}
 {{- include "celery-rabbitmq.componentName" (dict "ctx" . "suffix" "broker-username") -}}
 {{- end -}}
 
@@ -41,11 +42,11 @@ externalBroker.existingSecret under externalBroker.usernameKey, else the chart-o
 externalBroker.username. */}}
 {{- define "celery-rabbitmq.broker.usernameSecretName" -}}
 {{- if .Values.rabbitmq.enabled -}}
-{{- include "celery-rabbitmq.rabbitmq.secretName" . -}}
+{{- include "celery-rabbitmq.rabbitmq.authSecretName" . -}}
 {{- else if .Values.externalBroker.usernameKey -}}
 {{- .Values.externalBroker.existingSecret -}}
 {{- else -}}
-{{- include "celery-rabbitmq.externalBroker.usernameSecretName" . -}}
+{{- include "celery-rabbitmq.externalBroker.chartUsernameSecretName" . -}}
 {{- end -}}
 {{- end -}}
 
@@ -59,9 +60,9 @@ externalBroker.username. */}}
 
 {{/* The Secret holding the broker password: the bundled broker's credentials Secret, or
 externalBroker.existingSecret (which also holds the URL when externalBroker.urlKey is set). */}}
-{{- define "celery-rabbitmq.broker.secretName" -}}
+{{- define "celery-rabbitmq.broker.passwordSecretName" -}}
 {{- if .Values.rabbitmq.enabled -}}
-{{- include "celery-rabbitmq.rabbitmq.secretName" . -}}
+{{- include "celery-rabbitmq.rabbitmq.authSecretName" . -}}
 {{- else -}}
 {{- .Values.externalBroker.existingSecret -}}
 {{- end -}}
@@ -80,7 +81,7 @@ externalBroker.existingSecret (which also holds the URL when externalBroker.urlK
 Checksum of what the broker credentials Secret is made of (not of its generated content, which differs
 per render): pods roll when the values that shape it change, a generated password never changes.
 */}}
-{{- define "celery-rabbitmq.broker.checksum" -}}
+{{- define "celery-rabbitmq.broker.credentialsChecksum" -}}
 {{- if .Values.rabbitmq.enabled -}}
 {{- toJson .Values.rabbitmq.auth | sha256sum -}}
 {{- else -}}

@@ -32,7 +32,7 @@ explicitly, whatever the Service is called; secrets only by secretKeyRef.
 - name: RABBITMQ_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ include "celery-rabbitmq.broker.secretName" . }}
+      name: {{ include "celery-rabbitmq.broker.passwordSecretName" . }}
       key: {{ include "celery-rabbitmq.broker.passwordKey" . }}
 {{- end }}
 {{- end -}}
@@ -160,8 +160,8 @@ FLOWER_URL_PREFIX, so Flower, the Ingress path and the probe path always agree. 
 - name: FLOWER_BASIC_AUTH
   valueFrom:
     secretKeyRef:
-      name: {{ include "celery-rabbitmq.flower.secretName" . }}
-      key: {{ include "celery-rabbitmq.flower.secretKey" . }}
+      name: {{ include "celery-rabbitmq.flower.authSecretName" . }}
+      key: {{ include "celery-rabbitmq.flower.authSecretKey" . }}
 {{- else }}
 - name: FLOWER_ALLOW_UNAUTHENTICATED
   value: "true"

@@ -13,7 +13,9 @@ configuration files, rendered into the ConfigMap (and hashed into the pod annota
 {{- if and (include "celery-rabbitmq.rabbitmq.clustered" .) .Values.rabbitmq.rbac.create -}}true{{- end -}}
 {{- end -}}
 
-{{- define "celery-rabbitmq.rabbitmq.cookieSecretName" -}}
+{{/* The Secret with the Erlang cookie every node of the cluster shares: rabbitmq.auth.existingErlangCookieSecret,
+else the chart's. Only the nodes read it, never the clients. */}}
+{{- define "celery-rabbitmq.rabbitmq.erlangCookieSecretName" -}}
 {{- .Values.rabbitmq.auth.existingErlangCookieSecret | default (include "celery-rabbitmq.componentName" (dict "ctx" . "suffix" "rabbitmq-erlang-cookie")) -}}
 {{- end -}}
 

@@ -23,11 +23,11 @@ Args: ctx, name (Secret), key, value, length.
 {{- end -}}
 
 {{/* Flower's basic-auth Secret and the key FLOWER_BASIC_AUTH reads (user:password). */}}
-{{- define "celery-rabbitmq.flower.secretName" -}}
+{{- define "celery-rabbitmq.flower.authSecretName" -}}
 {{- .Values.flower.auth.existingSecret | default (include "celery-rabbitmq.flower.fullname" .) -}}
 {{- end -}}
 
-{{- define "celery-rabbitmq.flower.secretKey" -}}
+{{- define "celery-rabbitmq.flower.authSecretKey" -}}
 {{- if .Values.flower.auth.existingSecret -}}{{ .Values.flower.auth.existingSecretKey }}{{- else -}}basic-auth{{- end -}}
 {{- end -}}
 
@@ -45,14 +45,14 @@ extraneous objects and prune them. */ -}}
 {{- $labels := dict "app.kubernetes.io/name" (include "celery-rabbitmq.name" .) "app.kubernetes.io/part-of" (include "celery-rabbitmq.name" .) "celery-rabbitmq/release" .Release.Name -}}
 {{- if $r.enabled -}}
 {{- if and (not $r.auth.existingSecret) (not $r.auth.password) -}}
-{{- $plan = append $plan (dict "name" (include "celery-rabbitmq.rabbitmq.secretName" .) "labels" (merge (dict "app.kubernetes.io/component" "rabbitmq") $labels) "literal" (dict $r.auth.usernameKey $r.auth.username) "generated" (dict $r.auth.passwordKey 32)) -}}
+{{- $plan = append $plan (dict "name" (include "celery-rabbitmq.rabbitmq.authSecretName" .) "labels" (merge (dict "app.kubernetes.io/component" "rabbitmq") $labels) "literal" (dict $r.auth.usernameKey $r.auth.username) "generated" (dict $r.auth.passwordKey 32)) -}}
 {{- end -}}
 {{- if and (not $r.auth.existingErlangCookieSecret) (not $r.auth.erlangCookie) -}}
-{{- $plan = append $plan (dict "name" (include "celery-rabbitmq.rabbitmq.cookieSecretName" .) "labels" (merge (dict "app.kubernetes.io/component" "rabbitmq") $labels) "generated" (dict $r.auth.erlangCookieKey 64)) -}}
+{{- $plan = append $plan (dict "name" (include "celery-rabbitmq.rabbitmq.erlangCookieSecretName" .) "labels" (merge (dict "app.kubernetes.io/component" "rabbitmq") $labels) "generated" (dict $r.auth.erlangCookieKey 64)) -}}
 {{- end -}}
 {{- end -}}
 {{- if and $f.enabled $f.auth.enabled (not $f.auth.existingSecret) (not $f.auth.password) -}}
-{{- $plan = append $plan (dict "name" (include "celery-rabbitmq.flower.secretName" .) "labels" (merge (dict "app.kubernetes.io/component" "flower") $labels) "literal" (dict "username" $f.auth.username) "generated" (dict "password" 24) "derived" (dict "basic-auth" "{username}:{password}")) -}}
+{{- $plan = append $plan (dict "name" (include "celery-rabbitmq.flower.authSecretName" .) "labels" (merge (dict "app.kubernetes.io/component" "flower") $labels) "literal" (dict "username" $f.auth.username) "generated" (dict "password" 24) "derived" (dict "basic-auth" "{username}:{password}")) -}}
 {{- end -}}
 {{- toJson $plan -}}
 {{- end -}}
