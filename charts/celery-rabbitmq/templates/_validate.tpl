@@ -1,7 +1,9 @@
 {{/*
 Every rule the schema cannot express, in one place. Each problem names the key(s) to change and why; all
-problems of a render are collected and reported together by one fail. Rendered from templates/validate.yaml
-so it runs for every render.
+problems of a render are collected and reported together by one fail, so a values file is fixed in one
+go. Rendered from templates/validate.yaml so it runs for every render. No other template calls fail or
+required: a new rule goes here, as one more message that starts with the values key it is about.
+(values.schema.json is checked by helm itself, before any template.)
 */}}
 {{- define "celery-rabbitmq.validate" -}}
 {{- $v := .Values -}}
@@ -181,8 +183,8 @@ so it runs for every render.
   {{- end -}}
 {{- end -}}
 
-{{- /* Extension points: names of added containers and volumes, mounted volumes (_extensions.tpl) */ -}}
-{{- $e = concat $e (include "celery-rabbitmq.extensions.problems" . | fromJsonArray) -}}
+{{- /* Extension points: names of added containers and volumes, mounted volumes (below) */ -}}
+{{- $e = concat $e (include "celery-rabbitmq.validate.extensions" . | fromJsonArray) -}}
 
 {{- $pr := $v.metrics.prometheusRule -}}
 {{- if and $pr.enabled (not $r.enabled) -}}
@@ -197,4 +199,44 @@ so it runs for every render.
 {{- if $e -}}
   {{- fail (printf "\n%d value problem(s):\n- %s" (len $e) (join "\n- " $e)) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The extension values' problems the schema cannot see: container names used twice in a
+pod or taken from the chart's, volumes named like the chart's or twice, mounts of volumes the pod lacks.
+JSON list of messages.
+*/}}
+{{- define "celery-rabbitmq.validate.extensions" -}}
+{{- $e := list -}}
+{{- $reserved := include "celery-rabbitmq.extensions.reserved" . | fromJson -}}
+{{- range $component := list "worker" "producer" "flower" "rabbitmq" "beat" "tests" -}}
+  {{- $v := get $.Values $component | default dict -}}
+  {{- if or (not (hasKey $v "enabled")) $v.enabled -}}
+  {{- $r := get $reserved $component -}}
+  {{- $containers := $r.containers -}}
+  {{- range $key := list "extraInitContainers" "extraContainers" -}}
+    {{- range (get $v $key | default list) -}}
+      {{- if has .name $containers -}}
+        {{- $e = append $e (printf "%s.%s: a container is named %q, which the %s pod already has (%s); choose another name" $component $key .name $component (join ", " $containers)) -}}
+      {{- else -}}
+        {{- $containers = append $containers .name -}}
+      {{- end -}}
+    {{- end -}}
+  {{- end -}}
+  {{- $volumes := $r.volumes -}}
+  {{- range (get $v "extraVolumes" | default list) -}}
+    {{- if has .name $volumes -}}
+      {{- $e = append $e (printf "%s.extraVolumes: a volume is named %q, which the %s pod already has (%s); choose another name" $component .name $component (join ", " $volumes)) -}}
+    {{- else -}}
+      {{- $volumes = append $volumes .name -}}
+    {{- end -}}
+  {{- end -}}
+  {{- range (get $v "extraVolumeMounts" | default list) -}}
+    {{- if not (has .name $volumes) -}}
+      {{- $e = append $e (printf "%s.extraVolumeMounts: %q mounts a volume the %s pod does not have; add it to %s.extraVolumes (volumes: %s)" $component .name $component $component (join ", " $volumes)) -}}
+    {{- end -}}
+  {{- end -}}
+  {{- end -}}
+{{- end -}}
+{{- toJson $e -}}
 {{- end -}}
