@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart.rendering import RenderErrorFn, deep_merge
+from tests.chart.rendering import HELM_VERSIONS, RenderErrorFn, deep_merge
 
 EXTERNAL_OK = {
     "rabbitmq": {"enabled": False},
@@ -256,3 +256,29 @@ def test_every_problem_is_reported_at_once(render_error: RenderErrorFn) -> None:
         "rabbitmq.image.tag",
     ):
         assert f"\n- {key}" in stderr, key
+
+
+@pytest.mark.parametrize("helm", HELM_VERSIONS)
+def test_two_independent_problems_make_one_failure_naming_both(
+    render_error: RenderErrorFn, helm: str
+) -> None:
+    """A broker rule and a worker rule broken at once: _validate.tpl collects both and fails once, one line
+    per problem, each starting with its values key (helm stops at the first `fail`, so a second one would
+    hide the other problem until the first is fixed)."""
+    overrides = deep_merge(
+        dotted("rabbitmq.auth.username", "guest"),
+        dotted("worker", {"taskTimeLimit": 300, "taskSoftTimeLimit": 400}),
+    )
+    stderr = render_error(overrides, helm=helm)
+    lines = stderr.splitlines()
+    starts = [index for index, line in enumerate(lines) if line.endswith("value problem(s):")]
+    assert len(starts) == 1, stderr
+    # The blank line after the list: no third problem.
+    assert lines[starts[0] : starts[0] + 4] == [
+        "2 value problem(s):",
+        '- rabbitmq.auth.username must not be "guest": RabbitMQ refuses guest from other hosts; '
+        "choose another user",
+        "- worker.taskSoftTimeLimit (400) must be below worker.taskTimeLimit (300)",
+        "",
+    ]
+    assert lines[starts[0] - 1] == "Error: execution error at (celery-rabbitmq/templates/validate.yaml:2:4): "
