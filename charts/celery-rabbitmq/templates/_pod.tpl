@@ -101,7 +101,7 @@ securityContext:
   mountPath: /tmp
 {{- end -}}
 
-{{/* An exec probe. Args: probe (values), command (list). Renders nothing when disabled. */}}
+{{/* An exec probe. Args: probe (values), command (list). The caller checks probe.enabled. */}}
 {{- define "celery-rabbitmq.execProbe" -}}
 exec:
   command:
