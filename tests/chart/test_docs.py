@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -251,3 +252,20 @@ def test_the_generator_refuses_a_misplaced_or_malformed_annotation(
     code, stderr, schema = run_generator(tmp_path, values)
     assert (code, schema) == (1, None), stderr
     assert message in stderr, stderr
+
+
+def test_the_schema_descriptions_are_the_readme_table_text() -> None:
+    """Each key of the README's table is in the schema with the same description (the generator reads the
+    `# --` comment the way helm-docs does), unless it is inside a value a shared type ($ref) describes."""
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    table = (CHART_DIR / "README.md").read_text().split("\n## Values\n", 1)[1]
+    rows = re.findall(r"^\| `([^`]+)` \| .*? \| (.*) \|$", table, re.MULTILINE)
+    assert len(rows) > 300
+    for path, text in rows:
+        node: dict[str, Any] = schema
+        parts = path.split(".")
+        while parts and "$ref" not in node:
+            assert parts[0] in node.get("properties", {}), f"{path}: not in values.schema.json"
+            node = node["properties"][parts.pop(0)]
+        if not parts:
+            assert node.get("description") == text, path
