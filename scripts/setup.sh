@@ -52,4 +52,11 @@ if [ ! -x "$actionlint" ] && command -v go >/dev/null 2>&1; then
         go install "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_version"
 fi
 [ -x "$actionlint" ] && ln -sf "$actionlint" "$venv/bin/actionlint"
+
+# helm-docs, which writes the chart README's values table (scripts/chart-docs.sh; checked by
+# tests/chart/test_docs.py), built from its Go module like actionlint.
+if command -v go >/dev/null 2>&1; then
+    say "helm-docs"
+    "$root/scripts/build-helm-docs.sh" >/dev/null
+fi
 say "done: activate with 'source .venv/bin/activate'"

@@ -11,6 +11,6 @@ if [ -z "${KUBECONFIG:-}" ]; then
     echo "[test] cluster binaries"; ./scripts/build-cluster.sh >/dev/null
 fi
 echo "[test] promtool"; ./scripts/build-promtool.sh >/dev/null  # the PrometheusRule's unit tests
-echo "[test] ruff";  ruff check src tests benchmarks
+echo "[test] ruff";  ruff check src tests benchmarks scripts
 echo "[test] mypy";  mypy
 echo "[test] pytest"; pytest "$@"
