@@ -236,15 +236,13 @@ SECRET_VARIABLES = frozenset(setting.env for setting in SETTINGS if setting.secr
 _warned: set[str] = set()
 
 
-def renamed_values(
-    environ: Mapping[str, str], settings: Iterable[Setting] = SETTINGS
-) -> dict[str, str]:
+def renamed_values(environ: Mapping[str, str], settings: Iterable[Setting] | None = None) -> dict[str, str]:
     """``{new name: value}`` for each setting set only under a former name (names compared
     case-insensitively, like the loaders do); warns once per former name, naming the new one. The new
     name wins when both are set."""
     present = {key.upper(): value for key, value in environ.items()}
     found: dict[str, str] = {}
-    for setting in settings:
+    for setting in SETTINGS if settings is None else settings:
         if setting.env in present:
             continue
         for old in setting.former:
