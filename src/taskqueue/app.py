@@ -217,10 +217,21 @@ def create_app(settings: Settings, *, set_as_current: bool = True) -> Celery:
     """A configured Celery app with the ``add`` task registered; connects to nothing."""
     app = Celery(APP_NAME, set_as_current=set_as_current)
     app.config_from_object(celery_config(settings))
+    # The settings travel with the app: the worker's bootsteps (built by Celery, without arguments) read
+    # them through settings_of. An attribute, not app.conf: Celery would report and serialize its conf.
+    app.taskqueue_settings = settings
     # Registers the tasks of taskqueue.tasks on this app (each is a shared task: on every app).
     import taskqueue.tasks  # noqa: F401
 
     return app
+
+
+def settings_of(app: Celery) -> Settings:
+    """The settings ``app`` was created with by :func:`create_app`."""
+    settings = getattr(app, "taskqueue_settings", None)
+    if settings is None:
+        raise LookupError(f"app {app.main!r} carries no settings: build it with taskqueue.app.create_app")
+    return settings  # type: ignore[no-any-return]
 
 
 def import_task_modules(settings: Settings) -> None:

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskqueue.config import MODULE_PATH
+from taskqueue.settings_registry import MODULE_PATH
 
 #: The fields an entry may have.
 FIELDS = ("name", "task", "every", "crontab", "args", "kwargs", "queue", "expires")

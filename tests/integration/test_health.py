@@ -12,10 +12,10 @@ import pytest
 from kombu.connection import Connection
 
 from taskqueue.app import ADD_TASK, create_app, task_queue
+from taskqueue.bootsteps.heartbeat import consumer_state
 from taskqueue.config import Settings
 from taskqueue.heartbeat import CONSUMING, DISCONNECTED, NOT_CONSUMING
 from taskqueue.private_broker import PrivateBroker
-from taskqueue.worker import consumer_state
 from tests.conftest import VENV_BIN, Processes, start_worker
 from tests.helpers import wait_until
 

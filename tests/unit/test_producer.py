@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from taskqueue.cli import main
-from taskqueue.config import DEFAULT_HEALTH_MAX_AGE, Settings
+from taskqueue.config import ProbeSettings, Settings
 from taskqueue.heartbeat import BROKER_UNAVAILABLE, PUBLISHING, STARTING, read_heartbeat
 from taskqueue.producer import (
     PUBLISH_CONFIRM_TIMEOUT,
@@ -105,7 +105,7 @@ def test_a_blocked_publish_refreshes_the_heartbeat_within_the_default_max_age() 
         + PUBLISH_CONFIRM_TIMEOUT
         + PUBLISH_RETRY_POLICY["interval_max"]
     )
-    assert longest_gap < DEFAULT_HEALTH_MAX_AGE / 2
+    assert longest_gap < ProbeSettings().health_max_age / 2
 
 
 def test_timed_out_sees_through_kombus_wrapping() -> None:

@@ -1,4 +1,4 @@
-"""A warm shutdown that acknowledges what it finishes.
+"""The consumer bootstep owning SIGTERM: a warm shutdown that acknowledges what it finishes.
 
 On SIGTERM (Kubernetes stopping the pod) the worker stops taking tasks, lets the ones it holds finish
 while its event loop keeps turning, so their results and acks go out, and only then shuts down.
@@ -20,7 +20,7 @@ from typing import Any
 from celery import bootsteps, platforms
 from celery.worker import state
 
-from taskqueue.config import Settings
+from taskqueue.app import settings_of
 
 logger = logging.getLogger("taskqueue.worker")
 
@@ -37,8 +37,6 @@ class DrainStep(bootsteps.StartStopStep):  # type: ignore[misc]
     the broker connection is down."""
 
     requires = ("celery.worker.consumer.tasks:Tasks",)
-    # Set by ``drain_step``: Celery instantiates the step and passes no settings.
-    settings: Settings
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
@@ -87,7 +85,8 @@ class DrainStep(bootsteps.StartStopStep):  # type: ignore[misc]
             state.should_stop = 0
 
     def _begin(self, c: Any) -> None:
-        limit = self.settings.task_time_limit * self.settings.worker_prefetch_multiplier
+        settings = settings_of(c.app)
+        limit = settings.task_time_limit * settings.worker_prefetch_multiplier
         self.deadline = time.monotonic() + limit + DEADLINE_MARGIN
         # Same words as Celery's own message: operators and log alerts know it.
         print("worker: Warm shutdown (MainProcess): SIGTERM, finishing "
@@ -96,7 +95,3 @@ class DrainStep(bootsteps.StartStopStep):  # type: ignore[misc]
         for queue in list(c.task_consumer.queues) if c.task_consumer is not None else []:
             c.cancel_task_queue(queue.name)
 
-
-def drain_step(settings: Settings) -> type[DrainStep]:
-    """A DrainStep class bound to ``settings``."""
-    return type("DrainStep", (DrainStep,), {"settings": settings})
