@@ -8,7 +8,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
@@ -32,7 +31,9 @@ from tests.container.release import (
     render_chart,
     start_ready,
 )
-from tests.helpers import free_port
+from tests.support.brokers import private_node
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.ports import free_port
 
 
 @pytest.fixture(scope="session")
@@ -84,12 +85,8 @@ def container_broker() -> Iterator[PrivateBroker]:
     server = find_rabbitmq_server()
     if server is None:
         pytest.fail("rabbitmq-server is not installed: run scripts/setup.sh")
-    broker = PrivateBroker.prepare(server, dict(os.environ), name="taskqueue-containers", management=True)
-    try:
-        broker.start()
+    with private_node(server, "taskqueue-containers", management=True) as broker:
         yield broker
-    finally:
-        broker.remove()
 
 
 @pytest.fixture(scope="session")
@@ -134,12 +131,6 @@ def release(docker: Docker, image_user: str, render: Render) -> Iterator[Release
         yield Release(render, pods, worker, producer, flower)
     finally:
         pods.remove_all()
-
-
-#: Debian's chromium, driven by Playwright (which never downloads a browser of its own here).
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from tests.chart.rendering import CHART_DIR, DEFAULT_VALUES, find_helm, newest_k
 from tests.container.engine import Docker
 from tests.container.image import IMAGE_REPOSITORY, IMAGE_TAG
 from tests.container.pods import Container, Pods, decoded_secrets
-from tests.helpers import wait_until
+from tests.support.waiting import wait_until
 
 T = TypeVar("T")
 

@@ -27,8 +27,8 @@ from tests.container.release import (
     start_ready,
     wait_for,
 )
-from tests.helpers import free_port
 from tests.support.events import TaskEvents
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(CONTAINER_TIMEOUT)]
 

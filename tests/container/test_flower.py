@@ -17,7 +17,7 @@ from tests.container.release import (
     sent_task_ids,
     wait_for,
 )
-from tests.helpers import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(CONTAINER_TIMEOUT)]
 

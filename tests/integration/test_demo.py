@@ -13,8 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import Processes
-from tests.helpers import flower_api, free_port, wait_until
+from tests.support.flower import flower_api
+from tests.support.ports import free_port
+from tests.support.processes import Processes
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

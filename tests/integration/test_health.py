@@ -16,8 +16,9 @@ from taskqueue.config import Settings
 from taskqueue.heartbeat import CONSUMING, DISCONNECTED, NOT_CONSUMING
 from taskqueue.private_broker import PrivateBroker
 from taskqueue.worker import consumer_state
-from tests.conftest import VENV_BIN, Processes, start_worker
-from tests.helpers import wait_until
+from tests.support.processes import VENV_BIN, Processes
+from tests.support.waiting import wait_until
+from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.integration
 

@@ -33,8 +33,10 @@ from kombu.connection import Connection
 
 from taskqueue.app import ADD_TASK, create_app, dead_letter_queue_name, remove_task_queue
 from taskqueue.config import Settings
-from tests.conftest import Processes, health_of, runtime_environment, start_worker, with_fast_heartbeat
-from tests.helpers import wait_until
+from tests.support.processes import Processes
+from tests.support.runtime import runtime_environment, with_fast_heartbeat
+from tests.support.waiting import wait_until
+from tests.support.workers import health_of, start_worker
 
 pytestmark = pytest.mark.integration
 

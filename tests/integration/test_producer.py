@@ -9,8 +9,9 @@ import time
 import pytest
 
 from taskqueue.private_broker import PrivateBroker
-from tests.conftest import Processes, health_producer, start_worker, wait_ready
-from tests.helpers import wait_until
+from tests.support.processes import Processes
+from tests.support.waiting import wait_until
+from tests.support.workers import health_producer, start_worker, wait_ready
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,10 @@ import pytest
 from kombu.connection import Connection
 
 from taskqueue.private_broker import PrivateBroker
-from tests.conftest import VENV_BIN, Processes, health_of, start_worker
-from tests.helpers import wait_until
+from tests.support.processes import VENV_BIN, Processes
 from tests.support.tasks import SLEEP_TASK, with_test_tasks
+from tests.support.waiting import wait_until
+from tests.support.workers import health_of, start_worker
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,8 @@ import pytest
 
 from taskqueue.app import ADD_TASK
 from taskqueue.tasks import InvalidArgumentError
-from tests.conftest import Processes, health_of, start_worker
+from tests.support.processes import Processes
+from tests.support.workers import health_of, start_worker
 
 pytestmark = pytest.mark.integration
 
