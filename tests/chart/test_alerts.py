@@ -250,15 +250,22 @@ def test_external_broker_rules(render: RenderFn) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "error"),
     [
-        {"queueGrowing": {"for": "ten minutes"}},
-        {"taskFailureRatio": {"ratio": 1.5}},
-        {"deadLetterQueueNotEmpty": {"minMessages": -1}},
-        {"nodeDown": {"threshold": 1}},
-        {"rabbitmqNodes": "3"},
+        ({"queueGrowing": {"for": "ten minutes"}}, "at '/metrics/prometheusRule/queueGrowing/for': "
+         "'ten minutes' does not match pattern"),
+        ({"taskFailureRatio": {"ratio": 1.5}}, "at '/metrics/prometheusRule/taskFailureRatio/ratio': "
+         "maximum: got 1.5, want 1"),
+        ({"deadLetterQueueNotEmpty": {"minMessages": -1}},
+         "at '/metrics/prometheusRule/deadLetterQueueNotEmpty/minMessages': minimum: got -1, want 0"),
+        ({"nodeDown": {"threshold": 1}},
+         "at '/metrics/prometheusRule/nodeDown': additional properties 'threshold' not allowed"),
+        ({"rabbitmqNodes": "3"}, "at '/metrics/prometheusRule/rabbitmqNodes': got string, want integer"),
     ],
+    ids=["for-not-a-duration", "ratio-above-1", "negative-min-messages", "unknown-key", "nodes-a-string"],
 )
-def test_schema_refuses_bad_alert_values(render_error: RenderErrorFn, bad: dict[str, Any]) -> None:
+def test_schema_refuses_bad_alert_values(
+    render_error: RenderErrorFn, bad: dict[str, Any], error: str
+) -> None:
     stderr = render_error({"metrics": {"prometheusRule": {"enabled": True, **bad}}})
-    assert "metrics.prometheusRule" in stderr or "prometheusRule" in stderr
+    assert f"\n- {error}" in stderr, stderr
