@@ -15,13 +15,11 @@ from pathlib import Path
 # The scripts run as `python benchmarks/<name>.py`: tests.support must be importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.brokers import private_node, remove_queue
+from tests.support.brokers import exit_missing, private_node, remove_queue
 from tests.support.processes import VENV_BIN, running
 from tests.support.runtime import runtime_environment
 from tests.support.waiting import wait_until
 from tests.support.workers import client_app
-
-from taskqueue.private_broker import INSTALL_HINT, find_rabbitmq_server
 
 __all__ = ["VENV_BIN", "wait_until"]
 
@@ -37,10 +35,7 @@ def broker() -> Iterator[str]:
     if BROKER_URL:
         yield BROKER_URL
         return
-    server = find_rabbitmq_server()
-    if server is None:
-        raise SystemExit(INSTALL_HINT)
-    with private_node(server, "taskqueue-bench") as node:
+    with private_node("taskqueue-bench", missing=exit_missing) as node:
         BROKER_URL = node.url
         try:
             yield BROKER_URL

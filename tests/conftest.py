@@ -13,7 +13,7 @@ import pytest
 from kombu.connection import Connection
 
 from taskqueue.config import mask_url
-from taskqueue.private_broker import PrivateBroker, find_rabbitmq_server
+from taskqueue.private_broker import PrivateBroker
 from tests.support.brokers import broker_problem, private_node, queue_exists, remove_queue
 from tests.support.processes import Processes
 from tests.support.runtime import RUNTIME_VARIABLES, runtime_environment, with_fast_heartbeat
@@ -43,10 +43,7 @@ def session_broker() -> Iterator[PrivateBroker | None]:
     if os.environ.get("BROKER_URL") is not None:
         yield None
         return
-    server = find_rabbitmq_server()
-    if server is None:
-        pytest.fail("no BROKER_URL and rabbitmq-server is not installed: run scripts/setup.sh")
-    with private_node(server, "taskqueue-session", prometheus=True) as broker:
+    with private_node("taskqueue-session", prometheus=True, missing=pytest.fail) as broker:
         yield broker
 
 
@@ -117,8 +114,5 @@ def celery_client(worker_env: dict[str, str]) -> Iterator[Any]:
 def private_broker() -> Iterator[PrivateBroker]:
     """A RabbitMQ node of this test's own (own ports, data in a temp dir) that the test may stop and
     start again; its processes are stopped by PID and its directory removed in teardown."""
-    server = find_rabbitmq_server()
-    if server is None:
-        pytest.skip("rabbitmq-server is not installed (scripts/setup.sh installs it)")
-    with private_node(server, "taskqueue-test") as broker:
+    with private_node("taskqueue-test", missing=pytest.skip) as broker:
         yield broker

@@ -106,16 +106,13 @@ def test_thresholds_and_durations_come_from_values(render: RenderFn) -> None:
     rules = rules_by_alert(manifest)
     work = f'{RABBITMQ}, vhost="/", queue="arith"'
     by_queue = "max by (namespace, vhost, queue)"
-    assert rules["CeleryQueueGrowing"]["expr"] == (
-        f"{by_queue} (delta(rabbitmq_detailed_queue_messages_ready{{{work}}}[15m])) > 0\n"
-        "and on (namespace, vhost, queue)\n"
-        f"{by_queue} (rabbitmq_detailed_queue_messages_ready{{{work}}}) > 1000"
-    )
-    assert rules["CeleryQueueWithoutConsumers"]["expr"] == (
-        f"max by (namespace, vhost, queue) (rabbitmq_detailed_queue_consumers{{{work}}}) == 0\n"
-        "and on (namespace, vhost, queue)\n"
-        f"max by (namespace, vhost, queue) (rabbitmq_detailed_queue_messages_ready{{{work}}}) > 3"
-    )
+    ready = f"rabbitmq_detailed_queue_messages_ready{{{work}}}"
+    same_queue = "and on (namespace, vhost, queue)"
+    assert rules["CeleryQueueGrowing"]["expr"] == "\n".join(
+        [f"{by_queue} (delta({ready}[15m])) > 0", same_queue, f"{by_queue} ({ready}) > 1000"])
+    assert rules["CeleryQueueWithoutConsumers"]["expr"] == "\n".join(
+        [f"{by_queue} (rabbitmq_detailed_queue_consumers{{{work}}}) == 0", same_queue,
+         f"{by_queue} ({ready}) > 3"])
     assert rules["CeleryNoWorkerUp"]["expr"] == (
         f"sum by (namespace, job) (up{{{FLOWER}}}) > 0\n"
         "unless on (namespace, job)\n"

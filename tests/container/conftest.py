@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser
 
-from taskqueue.private_broker import PrivateBroker, find_rabbitmq_server
+from taskqueue.private_broker import PrivateBroker
 from tests.container.engine import (
     Docker,
     Engine,
@@ -27,8 +27,8 @@ from tests.container.release import (
     Render,
     chart_overrides,
     create_broker_user,
-    make_pods,
     render_chart,
+    running_pods,
     start_ready,
 )
 from tests.support.brokers import private_node
@@ -82,10 +82,7 @@ def image_user(docker: Docker, image: Build) -> str:
 def container_broker() -> Iterator[PrivateBroker]:
     """A RabbitMQ node of the container tests, with the management API (Flower's Broker tab): loopback
     only, own ports, stopped by PID and removed at the end. Its guest user administers it from the host."""
-    server = find_rabbitmq_server()
-    if server is None:
-        pytest.fail("rabbitmq-server is not installed: run scripts/setup.sh")
-    with private_node(server, "taskqueue-containers", management=True) as broker:
+    with private_node("taskqueue-containers", management=True, missing=pytest.fail) as broker:
         yield broker
 
 
@@ -109,11 +106,8 @@ def isolated_render(container_broker: PrivateBroker, render: Render) -> Render:
 @pytest.fixture
 def pods(docker: Docker, image_user: str, isolated_render: Render) -> Iterator[Pods]:
     """Pods of the isolated render; every container is removed at the end of the test."""
-    runner = make_pods(docker, image_user, isolated_render)
-    try:
+    with running_pods(docker, image_user, isolated_render) as runner:
         yield runner
-    finally:
-        runner.remove_all()
 
 
 # --- the session's release: worker, producer and Flower running -----------------------------------------
@@ -123,14 +117,11 @@ def pods(docker: Docker, image_user: str, isolated_render: Render) -> Iterator[P
 def release(docker: Docker, image_user: str, render: Render) -> Iterator[Release]:
     """The worker, producer and Flower of the default render, ready (their startup/readiness probes
     pass), shared by the tests that only watch them; removed at the end of the session."""
-    pods = make_pods(docker, image_user, render)
-    try:
+    with running_pods(docker, image_user, render) as pods:
         worker = start_ready(pods, render.workload("worker"))
         flower = start_ready(pods, render.workload("flower"))
         producer = start_ready(pods, render.workload("producer"))
         yield Release(render, pods, worker, producer, flower)
-    finally:
-        pods.remove_all()
 
 
 @pytest.fixture(scope="module")

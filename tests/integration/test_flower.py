@@ -16,7 +16,7 @@ from celery import Celery
 
 from taskqueue.app import ADD_TASK, create_app
 from taskqueue.config import load_settings
-from tests.support.flower import flower_api
+from tests.support.flower import RunningFlower, flower_api
 from tests.support.ports import free_port
 from tests.support.processes import VENV_BIN, Processes
 from tests.support.waiting import wait_until
@@ -27,10 +27,7 @@ USER = "admin"
 
 
 @dataclass
-class Flower:
-    process: subprocess.Popen[bytes]
-    url: str
-    auth: tuple[str, str]
+class Flower(RunningFlower):
     env: dict[str, str]
 
 

@@ -5,21 +5,31 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
 
 from kombu.connection import Connection
 
-from taskqueue.private_broker import PrivateBroker
+from taskqueue.private_broker import INSTALL_HINT, PrivateBroker, find_rabbitmq_server
+
+#: What to do when rabbitmq-server is not installed: fail or skip the test (pytest.fail, pytest.skip), or
+#: end the benchmark (:func:`exit_missing`); called with the reason.
+Missing = Callable[[str], NoReturn]
+
+
+def exit_missing(reason: str) -> NoReturn:
+    raise SystemExit(reason)
 
 
 @contextlib.contextmanager
 def private_node(
-    server: Path, name: str, *, management: bool = False, prometheus: bool = False
+    name: str, *, missing: Missing, management: bool = False, prometheus: bool = False
 ) -> Iterator[PrivateBroker]:
-    """A private RabbitMQ node of ``server`` (taskqueue.private_broker.find_rabbitmq_server: own ports,
-    data in a temporary directory) for the block: started, then stopped by PID and removed."""
+    """A private RabbitMQ node (own ports, data in a temporary directory) for the block: started, then
+    stopped by PID and removed. Without rabbitmq-server, ``missing(reason)``."""
+    server = find_rabbitmq_server()
+    if server is None:
+        missing(f"{INSTALL_HINT} (scripts/setup.sh installs it)")
     broker = PrivateBroker.prepare(server, dict(os.environ), name=name, management=management,
                                    prometheus=prometheus)
     try:

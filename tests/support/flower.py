@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+from dataclasses import dataclass
 from typing import Any
 
 import requests
+
+
+@dataclass
+class RunningFlower:
+    """A Flower a test started (on its own, or the demo's): the process, its base URL, its credentials."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    auth: tuple[str, str]
 
 
 def flower_api(base_url: str, path: str, auth: tuple[str, str] | None) -> Any:
