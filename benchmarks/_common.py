@@ -1,4 +1,5 @@
-"""Shared plumbing of the benchmarks: a unique queue, a ``taskqueue worker`` subprocess, cleanup by PID."""
+"""What the benchmarks share beyond tests/support (processes, waiting, ports and brokers, shared with the
+tests): the repository root on the import path, the run's broker, a unique queue, a ``taskqueue worker``."""
 
 from __future__ import annotations
 
@@ -7,18 +8,23 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-from kombu.connection import Connection
+# The scripts run as `python benchmarks/<name>.py`: tests.support must be importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from taskqueue.children import stop_process
+from tests.support.brokers import exit_missing, private_node, remove_queue
+from tests.support.processes import VENV_BIN, running
+from tests.support.runtime import runtime_environment
+from tests.support.waiting import wait_until
+from tests.support.workers import client_app
+
+__all__ = ["VENV_BIN", "wait_until"]
 
 #: The broker of the benchmark: BROKER_URL if set, else the private node :func:`broker` starts.
 BROKER_URL = os.environ.get("BROKER_URL", "")
-VENV_BIN = Path(sys.executable).parent
 
 
 @contextlib.contextmanager
@@ -29,27 +35,12 @@ def broker() -> Iterator[str]:
     if BROKER_URL:
         yield BROKER_URL
         return
-    from taskqueue.private_broker import find_rabbitmq_server, start_private_broker
-
-    server = find_rabbitmq_server()
-    if server is None:
-        raise SystemExit("BROKER_URL is unset and rabbitmq-server is not installed")
-    node = start_private_broker(server, dict(os.environ))
-    BROKER_URL = node.url
-    try:
-        yield BROKER_URL
-    finally:
-        BROKER_URL = ""
-        node.remove()
-
-
-def wait_for(probe: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe():
-            return
-        time.sleep(interval)
-    raise SystemExit(f"timed out after {timeout}s waiting for {what}")
+    with private_node("taskqueue-bench", missing=exit_missing) as node:
+        BROKER_URL = node.url
+        try:
+            yield BROKER_URL
+        finally:
+            BROKER_URL = ""
 
 
 @contextlib.contextmanager
@@ -59,25 +50,14 @@ def bench_queue() -> Iterator[str]:
     try:
         yield name
     finally:
-        from taskqueue.app import remove_task_queue
-
-        with Connection(BROKER_URL) as connection:  # type: ignore[no-untyped-call]
-            remove_task_queue(connection, name)
+        remove_queue(BROKER_URL, name)
 
 
 def worker_env(queue: str, workdir: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        BROKER_URL=BROKER_URL,
-        QUEUE_NAME=queue,
-        HEALTH_FILE=str(workdir / "heartbeat"),
-        PRODUCER_HEALTH_FILE=str(workdir / "producer.heartbeat"),
-        HEALTH_INTERVAL="0.2",
-        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        PYTHONUNBUFFERED="1",
-        **extra,
-    )
-    return env
+    """The tests' runtime environment (nothing of the runtime's configuration from the shell), a quick
+    heartbeat, and the per-task log lines (``received``, ``succeeded``) the benchmarks time tasks by."""
+    return {**runtime_environment(BROKER_URL, queue, workdir), "HEALTH_INTERVAL": "0.2",
+            "WORKER_LOG_TASKS": "true", **extra}
 
 
 @contextlib.contextmanager
@@ -87,18 +67,10 @@ def worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
         yield process
 
 
-@contextlib.contextmanager
-def taskqueue(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def taskqueue(args: list[str], env: dict[str, str], log: Path) -> contextlib.AbstractContextManager[
+        subprocess.Popen[bytes]]:
     """``taskqueue ARGS``, stopped (SIGTERM, then SIGKILL of its group) by PID on exit."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(VENV_BIN / "taskqueue"), *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        stop_process(process)
+    return running([str(VENV_BIN / "taskqueue"), *args], env, log)
 
 
 def workdir() -> tempfile.TemporaryDirectory[str]:
@@ -107,7 +79,4 @@ def workdir() -> tempfile.TemporaryDirectory[str]:
 
 def client(queue: str):  # type: ignore[no-untyped-def]
     """A Celery app like the worker's, for publishing."""
-    from taskqueue.app import create_app
-    from taskqueue.config import Settings
-
-    return create_app(Settings(broker_url=BROKER_URL, queue_name=queue))  # type: ignore[arg-type]
+    return client_app(BROKER_URL, queue)

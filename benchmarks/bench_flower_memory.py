@@ -20,29 +20,25 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _common  # noqa: F401  (the repository root on the path, for tests.support)
 import psutil
 import requests
+from tests.support.ports import free_port
+from tests.support.processes import VENV_BIN, start_logged
+from tests.support.waiting import wait_until
 
 from taskqueue.app import remove_task_queue
 from taskqueue.children import stop_process
 
-VENV_BIN = Path(sys.executable).parent
 #: task-succeeded events per (task, worker). The task name is "" when Flower no longer holds the task's
 #: earlier events (evicted by the cap before it finished): such tasks count too.
 EVENTS = re.compile(r'^flower_events_total\{task="[^"]*",type="task-succeeded",worker="(?P<worker>[^"]+)"\} '
                     r'(?P<count>[0-9.e+]+)$', re.MULTILINE)
 #: How long the counts may stay still before the run is considered drained.
 SETTLE_SECONDS = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -70,20 +66,6 @@ class Flower:
     def succeeded(self, worker: str) -> int:
         """task-succeeded events of ``worker`` this Flower has processed (its Prometheus counter: cheap)."""
         return int(sum(float(m["count"]) for m in EVENTS.finditer(self.metrics()) if m["worker"] == worker))
-
-
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait(condition: str, probe: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe():
-            return
-        time.sleep(0.5)
-    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {condition}")
 
 
 def mib(value: int) -> str:
@@ -118,20 +100,21 @@ def main() -> int:
     logs = options.log_dir
     started: list[subprocess.Popen[bytes]] = []
     try:
-        capped = Flower(f"taskqueue flower (max_tasks {settings.flower_max_tasks})", start(
+        capped = Flower(f"taskqueue flower (max_tasks {settings.flower_max_tasks})", start_logged(
             [str(VENV_BIN / "taskqueue"), "flower"], {**base, "FLOWER_PORT": str(capped_port)},
             logs / f"{queue}-flower-capped.log"), capped_port)
-        stock = Flower("stock Flower 2.2 defaults (max_tasks 100000)", start(
+        stock = Flower("stock Flower 2.2 defaults (max_tasks 100000)", start_logged(
             [str(VENV_BIN / "celery"), "-A", "taskqueue.app", "flower", "--address=127.0.0.1",
              f"--port={stock_port}"], base, logs / f"{queue}-flower-stock.log"), stock_port)
         flowers = [capped, stock]
         started += [f.process for f in flowers]
-        worker = start([str(VENV_BIN / "taskqueue"), "worker"], worker_env, logs / f"{queue}-worker.log")
+        worker = start_logged([str(VENV_BIN / "taskqueue"), "worker"], worker_env,
+                              logs / f"{queue}-worker.log")
         started.append(worker)
         worker_name = f"celery.{worker.pid}@{socket.gethostname()}"
         # Both Flowers have seen the worker (its heartbeat events): their event receivers are running.
-        wait("the worker in both Flowers",
-             lambda: all("flower_worker_online{" in f.metrics() for f in flowers), 90)
+        wait_until(lambda: all("flower_worker_online{" in f.metrics() for f in flowers), timeout=90,
+                   what="the worker in both Flowers", interval=0.5)
         baseline = {f.label: f.rss() for f in flowers}
 
         began = time.monotonic()

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import VENV_BIN, bench_queue, broker, taskqueue, wait_for, workdir, worker, worker_env
+from _common import VENV_BIN, bench_queue, broker, taskqueue, wait_until, workdir, worker, worker_env
 
 
 def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, int]:
@@ -38,8 +38,8 @@ def main() -> None:
         ):
             health = [str(VENV_BIN / "taskqueue"), "health", "worker"]
             producer = [str(VENV_BIN / "taskqueue"), "health", "producer"]
-            wait_for(lambda: measure(health, env)[2] == 0, 60, "worker healthy", 0.2)
-            wait_for(lambda: measure(producer, env)[2] == 0, 60, "producer healthy", 0.2)
+            wait_until(lambda: measure(health, env)[2] == 0, timeout=60, what="worker healthy")
+            wait_until(lambda: measure(producer, env)[2] == 0, timeout=60, what="producer healthy")
             ping = [str(VENV_BIN / "celery"), "-A", "taskqueue.app", "inspect", "ping",
                     "-d", f"celery.{process.pid}@{subprocess.getoutput('hostname')}", "--timeout", "1"]
             commands = {

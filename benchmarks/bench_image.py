@@ -38,7 +38,7 @@ from tests.container.release import (
     render_chart,
     start_ready,
 )
-from tests.helpers import free_port
+from tests.support.ports import free_port
 
 from taskqueue.private_broker import PrivateBroker, find_rabbitmq_server
 

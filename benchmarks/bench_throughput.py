@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from _common import bench_queue, broker, client, wait_for, workdir, worker, worker_env
+from _common import bench_queue, broker, client, wait_until, workdir, worker, worker_env
 
 from taskqueue.app import ADD_TASK
 
@@ -37,11 +37,12 @@ def main() -> None:
             WORKER_PREFETCH_MULTIPLIER=str(args.prefetch),
         )
         with worker(env, log):
-            wait_for(lambda: "] received" in log.read_text(errors="replace"), 60, "first task", 0.01)
+            wait_until(lambda: "] received" in log.read_text(errors="replace"), timeout=60, what="first task",
+                       interval=0.01)
             first = time.perf_counter()
-            wait_for(
+            wait_until(
                 lambda: log.read_text(errors="replace").count("] succeeded") >= args.tasks,
-                600, f"{args.tasks} tasks", 0.1,
+                timeout=600, what=f"{args.tasks} tasks", interval=0.1,
             )
             drained = time.perf_counter() - first
     print(

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import bench_queue, broker, client, wait_for, workdir, worker, worker_env
+from _common import bench_queue, broker, client, wait_until, workdir, worker, worker_env
 
 from taskqueue.app import ADD_TASK
 
@@ -28,7 +28,8 @@ def one_run(mingle_gossip: bool) -> float:
         log = Path(tmp) / "worker.log"
         started = time.perf_counter()
         with worker(env, log):
-            wait_for(lambda: "] succeeded" in log.read_text(errors="replace"), 60, "first task", 0.005)
+            wait_until(lambda: "] succeeded" in log.read_text(errors="replace"), timeout=60,
+                       what="first task", interval=0.005)
             return time.perf_counter() - started
 
 

@@ -12,6 +12,7 @@ from tests.chart.rendering import (
     ALL_VALUES_SETS,
     DEFAULT_HELM,
     DEFAULT_VALUES,
+    HARNESS_REPORT,
     HELM_VERSIONS,
     HarnessReport,
     Helm,
@@ -21,6 +22,7 @@ from tests.chart.rendering import (
     RenderErrorFn,
     RenderFn,
     ValuesSet,
+    as_values_set,
     find_helm,
 )
 
@@ -31,12 +33,6 @@ from tests.chart.rendering import (
 def render_cache() -> RenderCache:
     helms = {name: Helm(name, path) for name in HELM_VERSIONS if (path := find_helm(name)) is not None}
     return RenderCache(helms)
-
-
-def _as_values_set(values: ValuesSet | Mapping[str, Any] | None) -> ValuesSet:
-    if isinstance(values, ValuesSet):
-        return values
-    return DEFAULT_VALUES.with_overrides(values or {}, name=None) if values else DEFAULT_VALUES
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +47,7 @@ def render(render_cache: RenderCache) -> RenderFn:
         helm: str = DEFAULT_HELM,
         kube_version: str | None = None,
     ) -> Manifest:
-        result = render_cache.render_or_error(_as_values_set(values), helm, kube_version)
+        result = render_cache.render_or_error(as_values_set(values), helm, kube_version)
         if isinstance(result, HelmFailed):
             pytest.fail(str(result), pytrace=False)
         return result
@@ -64,7 +60,7 @@ def render_error(render_cache: RenderCache) -> RenderErrorFn:
     """render_error(values) -> helm's stderr; fails the test when the values render."""
 
     def _render_error(values: ValuesSet | Mapping[str, Any], *, helm: str = DEFAULT_HELM) -> str:
-        values_set = _as_values_set(values)
+        values_set = as_values_set(values)
         result = render_cache.render_or_error(values_set, helm)
         if not isinstance(result, HelmFailed):
             pytest.fail(f"[{values_set}] rendered, but the chart should refuse it", pytrace=False)
@@ -93,20 +89,18 @@ def manifest(render: RenderFn, values_set: ValuesSet) -> Manifest:
 
 # ---------------------------------------------------------------------------------------------- reporting
 
-REPORT = HarnessReport()
-
-
 @pytest.fixture(scope="session")
-def report() -> HarnessReport:
-    return REPORT
+def report(pytestconfig: pytest.Config) -> HarnessReport:
+    return pytestconfig.stash.setdefault(HARNESS_REPORT, HarnessReport())
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not REPORT.lines and not REPORT.counts:
+    report = terminalreporter.config.stash.get(HARNESS_REPORT, None)
+    if report is None or (not report.lines and not report.counts):
         return
     terminalreporter.section("chart harness")
     terminalreporter.write_line(f"values scenarios (default + values files): {len(ALL_VALUES_SETS)}")
-    for key, amount in sorted(REPORT.counts.items()):
+    for key, amount in sorted(report.counts.items()):
         terminalreporter.write_line(f"{key}: {amount}")
-    for key, line in sorted(REPORT.lines.items()):
+    for key, line in sorted(report.lines.items()):
         terminalreporter.write_line(f"  {key}: {line}")

@@ -121,6 +121,13 @@ def file_values_set(path: Path) -> ValuesSet:
 DEFAULT_VALUES = ValuesSet.of("default")
 PROD_VALUES_FILE = CHART_DIR / "environments" / "prod-values.yaml"
 
+def as_values_set(values: ValuesSet | Mapping[str, Any] | None) -> ValuesSet:
+    """``values`` as a ValuesSet: itself, overrides on the chart defaults, or (None, empty) the defaults."""
+    if isinstance(values, ValuesSet):
+        return values
+    return DEFAULT_VALUES.with_overrides(values or {}, name=None) if values else DEFAULT_VALUES
+
+
 #: Every named values set of the chart: the defaults and each values file. Collected at import, so the
 #: parametrised tests follow the files present in the chart.
 ALL_VALUES_SETS: list[ValuesSet] = [DEFAULT_VALUES, *(file_values_set(p) for p in values_files())]
@@ -375,3 +382,8 @@ class HarnessReport:
 
     def add(self, counter: str, amount: int) -> None:
         self.counts[counter] = self.counts.get(counter, 0) + amount
+
+
+#: Where the session keeps its HarnessReport (pytest's config stash: the `report` fixture fills it, the
+#: terminal summary prints it).
+HARNESS_REPORT = pytest.StashKey[HarnessReport]()

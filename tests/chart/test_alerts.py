@@ -106,16 +106,13 @@ def test_thresholds_and_durations_come_from_values(render: RenderFn) -> None:
     rules = rules_by_alert(manifest)
     work = f'{RABBITMQ}, vhost="/", queue="arith"'
     by_queue = "max by (namespace, vhost, queue)"
-    assert rules["CeleryQueueGrowing"]["expr"] == (
-        f"{by_queue} (delta(rabbitmq_detailed_queue_messages_ready{{{work}}}[15m])) > 0\n"
-        "and on (namespace, vhost, queue)\n"
-        f"{by_queue} (rabbitmq_detailed_queue_messages_ready{{{work}}}) > 1000"
-    )
-    assert rules["CeleryQueueWithoutConsumers"]["expr"] == (
-        f"max by (namespace, vhost, queue) (rabbitmq_detailed_queue_consumers{{{work}}}) == 0\n"
-        "and on (namespace, vhost, queue)\n"
-        f"max by (namespace, vhost, queue) (rabbitmq_detailed_queue_messages_ready{{{work}}}) > 3"
-    )
+    ready = f"rabbitmq_detailed_queue_messages_ready{{{work}}}"
+    same_queue = "and on (namespace, vhost, queue)"
+    assert rules["CeleryQueueGrowing"]["expr"] == "\n".join(
+        [f"{by_queue} (delta({ready}[15m])) > 0", same_queue, f"{by_queue} ({ready}) > 1000"])
+    assert rules["CeleryQueueWithoutConsumers"]["expr"] == "\n".join(
+        [f"{by_queue} (rabbitmq_detailed_queue_consumers{{{work}}}) == 0", same_queue,
+         f"{by_queue} ({ready}) > 3"])
     assert rules["CeleryNoWorkerUp"]["expr"] == (
         f"sum by (namespace, job) (up{{{FLOWER}}}) > 0\n"
         "unless on (namespace, job)\n"
@@ -250,15 +247,22 @@ def test_external_broker_rules(render: RenderFn) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "error"),
     [
-        {"queueGrowing": {"for": "ten minutes"}},
-        {"taskFailureRatio": {"ratio": 1.5}},
-        {"deadLetterQueueNotEmpty": {"minMessages": -1}},
-        {"nodeDown": {"threshold": 1}},
-        {"rabbitmqNodes": "3"},
+        ({"queueGrowing": {"for": "ten minutes"}}, "at '/metrics/prometheusRule/queueGrowing/for': "
+         "'ten minutes' does not match pattern"),
+        ({"taskFailureRatio": {"ratio": 1.5}}, "at '/metrics/prometheusRule/taskFailureRatio/ratio': "
+         "maximum: got 1.5, want 1"),
+        ({"deadLetterQueueNotEmpty": {"minMessages": -1}},
+         "at '/metrics/prometheusRule/deadLetterQueueNotEmpty/minMessages': minimum: got -1, want 0"),
+        ({"nodeDown": {"threshold": 1}},
+         "at '/metrics/prometheusRule/nodeDown': additional properties 'threshold' not allowed"),
+        ({"rabbitmqNodes": "3"}, "at '/metrics/prometheusRule/rabbitmqNodes': got string, want integer"),
     ],
+    ids=["for-not-a-duration", "ratio-above-1", "negative-min-messages", "unknown-key", "nodes-a-string"],
 )
-def test_schema_refuses_bad_alert_values(render_error: RenderErrorFn, bad: dict[str, Any]) -> None:
+def test_schema_refuses_bad_alert_values(
+    render_error: RenderErrorFn, bad: dict[str, Any], error: str
+) -> None:
     stderr = render_error({"metrics": {"prometheusRule": {"enabled": True, **bad}}})
-    assert "metrics.prometheusRule" in stderr or "prometheusRule" in stderr
+    assert f"\n- {error}" in stderr, stderr

@@ -73,12 +73,12 @@ def git(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ct_config_points_at_this_chart(ct_config: dict[str, Any]) -> None:
-    chart_dirs = [str(d).rstrip("/") for d in ct_config.get("chart-dirs", ["charts"])]
-    assert str(CHART_DIR.parent.relative_to(REPO_ROOT)) in chart_dirs
-    assert ct_config.get("target-branch"), "ct.yaml must name the target-branch of the version check"
+    assert ct_config["chart-dirs"] == [str(CHART_DIR.parent.relative_to(REPO_ROOT))]
+    assert ct_config["target-branch"] == "main", "the branch the version check compares with"
     # The maintainers check asks GitHub whether each maintainer is a user: impossible offline.
-    assert ct_config.get("validate-maintainers") is False
-    assert ct_config.get("check-version-increment", True) is True
+    assert ct_config["validate-maintainers"] is False
+    # Written out, not left to ct's default: removing the line must fail here.
+    assert ct_config["check-version-increment"] is True
 
 
 @pytest.mark.parametrize("path", YAML_LINTED, ids=lambda p: str(p.relative_to(CHART_DIR)))

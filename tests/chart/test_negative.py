@@ -133,7 +133,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
 
 
 def test_enough_bad_values() -> None:
-    assert len(BAD_VALUES) >= 12
+    assert len(BAD_VALUES) == 37
 
 
 def test_external_baseline_renders(render: Any) -> None:

@@ -135,7 +135,9 @@ def test_keda_scaled_object_on_queue_length(render: RenderFn) -> None:
     scaled = manifest.one("ScaledObject", component="worker")
     assert scaled["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]
     assert "replicas" not in worker["spec"]
-    assert scaled["spec"]["minReplicaCount"] >= 1, "scaling to zero skips the warm shutdown"
+    assert scaled["spec"]["minReplicaCount"] == WORKER_VALUES["keda"]["minReplicaCount"] == 1, (
+        "scaling to zero skips the warm shutdown"
+    )
     grace = pod_spec_of(worker)["terminationGracePeriodSeconds"]
     assert scaled["spec"]["cooldownPeriod"] >= WORKER_VALUES["taskTimeLimit"]
     assert scaled["spec"]["cooldownPeriod"] == grace

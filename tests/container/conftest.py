@@ -8,12 +8,11 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
 
-from taskqueue.private_broker import PrivateBroker, find_rabbitmq_server
+from taskqueue.private_broker import PrivateBroker
 from tests.container.engine import (
     Docker,
     Engine,
@@ -28,11 +27,13 @@ from tests.container.release import (
     Render,
     chart_overrides,
     create_broker_user,
-    make_pods,
     render_chart,
+    running_pods,
     start_ready,
 )
-from tests.helpers import free_port
+from tests.support.brokers import private_node
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.ports import free_port
 
 
 @pytest.fixture(scope="session")
@@ -81,15 +82,8 @@ def image_user(docker: Docker, image: Build) -> str:
 def container_broker() -> Iterator[PrivateBroker]:
     """A RabbitMQ node of the container tests, with the management API (Flower's Broker tab): loopback
     only, own ports, stopped by PID and removed at the end. Its guest user administers it from the host."""
-    server = find_rabbitmq_server()
-    if server is None:
-        pytest.fail("rabbitmq-server is not installed: run scripts/setup.sh")
-    broker = PrivateBroker.prepare(server, dict(os.environ), name="taskqueue-containers", management=True)
-    try:
-        broker.start()
+    with private_node("taskqueue-containers", management=True, missing=pytest.fail) as broker:
         yield broker
-    finally:
-        broker.remove()
 
 
 @pytest.fixture(scope="session")
@@ -112,11 +106,8 @@ def isolated_render(container_broker: PrivateBroker, render: Render) -> Render:
 @pytest.fixture
 def pods(docker: Docker, image_user: str, isolated_render: Render) -> Iterator[Pods]:
     """Pods of the isolated render; every container is removed at the end of the test."""
-    runner = make_pods(docker, image_user, isolated_render)
-    try:
+    with running_pods(docker, image_user, isolated_render) as runner:
         yield runner
-    finally:
-        runner.remove_all()
 
 
 # --- the session's release: worker, producer and Flower running -----------------------------------------
@@ -126,20 +117,11 @@ def pods(docker: Docker, image_user: str, isolated_render: Render) -> Iterator[P
 def release(docker: Docker, image_user: str, render: Render) -> Iterator[Release]:
     """The worker, producer and Flower of the default render, ready (their startup/readiness probes
     pass), shared by the tests that only watch them; removed at the end of the session."""
-    pods = make_pods(docker, image_user, render)
-    try:
+    with running_pods(docker, image_user, render) as pods:
         worker = start_ready(pods, render.workload("worker"))
         flower = start_ready(pods, render.workload("flower"))
         producer = start_ready(pods, render.workload("producer"))
         yield Release(render, pods, worker, producer, flower)
-    finally:
-        pods.remove_all()
-
-
-#: Debian's chromium, driven by Playwright (which never downloads a browser of its own here).
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,12 @@ user created on the private node, its pods started as the kubelet would and watc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -19,7 +20,7 @@ from tests.chart.rendering import CHART_DIR, DEFAULT_VALUES, find_helm, newest_k
 from tests.container.engine import Docker
 from tests.container.image import IMAGE_REPOSITORY, IMAGE_TAG
 from tests.container.pods import Container, Pods, decoded_secrets
-from tests.helpers import wait_until
+from tests.support.waiting import wait_until
 
 T = TypeVar("T")
 
@@ -157,6 +158,16 @@ def create_broker_user(broker: PrivateBroker, render: Render) -> None:
 
 def make_pods(docker: Docker, image_user: str, chart: Render) -> Pods:
     return Pods(docker, image_user, chart.secrets, [chart.broker_host])
+
+
+@contextlib.contextmanager
+def running_pods(docker: Docker, image_user: str, chart: Render) -> Iterator[Pods]:
+    """Pods of ``chart`` for the block; every container they ran is removed after it."""
+    pods = make_pods(docker, image_user, chart)
+    try:
+        yield pods
+    finally:
+        pods.remove_all()
 
 
 @dataclass

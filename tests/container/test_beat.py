@@ -21,14 +21,14 @@ from tests.container.release import (
     CONTAINER_TIMEOUT,
     Render,
     chart_overrides,
-    make_pods,
     queue_stats,
     render_chart,
+    running_pods,
     start_ready,
     wait_for,
 )
-from tests.helpers import free_port
 from tests.support.events import TaskEvents
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(CONTAINER_TIMEOUT)]
 
@@ -47,11 +47,8 @@ def beat_render(container_broker: PrivateBroker, render: Render) -> Render:
 
 @pytest.fixture
 def beat_pods(docker: Docker, image_user: str, beat_render: Render) -> Iterator[Pods]:
-    runner = make_pods(docker, image_user, beat_render)
-    try:
+    with running_pods(docker, image_user, beat_render) as runner:
         yield runner
-    finally:
-        runner.remove_all()
 
 
 def test_beat_pod_schedules_add_and_its_probes_judge_its_loop(

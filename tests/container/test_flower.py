@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
+from taskqueue.app import ADD_TASK
 from taskqueue.private_broker import PrivateBroker
 from tests.container.release import (
     CONTAINER_TIMEOUT,
@@ -17,17 +18,16 @@ from tests.container.release import (
     sent_task_ids,
     wait_for,
 )
-from tests.helpers import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(CONTAINER_TIMEOUT)]
 
-ADD = "taskqueue.tasks.add"
 
 
 def succeeded_adds(release: Release) -> dict[str, Any]:
     tasks = flower_get(release, "api/tasks") or {}
     return {task_id: task for task_id, task in tasks.items()
-            if task.get("name") == ADD and task.get("state") == "SUCCESS"}
+            if task.get("name") == ADD_TASK and task.get("state") == "SUCCESS"}
 
 
 def test_flower_api_lists_the_producers_add_tasks_run_by_the_worker(release: Release) -> None:
@@ -58,14 +58,14 @@ def test_flower_tasks_tab_shows_an_ever_growing_list_of_add_tasks(release: Relea
         # "Click on the tab called Tasks, you should see an ever-growing list of tasks called add."
         page.get_by_role("link", name="Tasks", exact=True).first.click()
         page.wait_for_url("**/tasks", timeout=30_000)
-        page.locator("#tasks-table tbody tr", has_text=ADD).first.wait_for(timeout=60_000)
-        first = rows_named(page, ADD)
+        page.locator("#tasks-table tbody tr", has_text=ADD_TASK).first.wait_for(timeout=60_000)
+        first = rows_named(page, ADD_TASK)
         assert first >= 1
 
         def grown() -> int | None:
             page.reload()
-            page.locator("#tasks-table tbody tr", has_text=ADD).first.wait_for(timeout=30_000)
-            count = rows_named(page, ADD)
+            page.locator("#tasks-table tbody tr", has_text=ADD_TASK).first.wait_for(timeout=30_000)
+            count = rows_named(page, ADD_TASK)
             return count if count > first else None
 
         wait_for(grown, timeout=60, interval=3, what="the Tasks tab to list more add tasks")
@@ -106,7 +106,7 @@ def test_flower_broker_tab_shows_the_queue_depth_and_its_consumer(
         app = create_app(Settings(broker_url=url, queue_name=queue))  # type: ignore[arg-type]
         try:
             for number in range(added):
-                app.send_task(ADD, args=(number, number), ignore_result=True)
+                app.send_task(ADD_TASK, args=(number, number), ignore_result=True)
         finally:
             app.close()
 

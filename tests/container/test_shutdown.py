@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from taskqueue.app import ADD_TASK
 from taskqueue.private_broker import PrivateBroker
 from tests.container.pods import Container, Pods
 from tests.container.release import (
@@ -22,7 +23,6 @@ from tests.container.release import (
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(CONTAINER_TIMEOUT)]
 
-ADD = "taskqueue.tasks.add"
 #: Tasks queued from the host before the worker starts: a backlog of several seconds' work at the worker's
 #: fastest, so that SIGTERM (sent once it has run 50) finds it busy with tasks reserved and more queued.
 BURST = 8000
@@ -54,7 +54,7 @@ def test_sigterm_stops_each_container_with_exit_0_in_its_grace_period_losing_no_
     url = f"amqp://{user}:{password}@127.0.0.1:{container_broker.port}//"
     app = create_app(Settings(broker_url=url, queue_name=queue))  # type: ignore[arg-type]
     try:
-        burst = [app.send_task(ADD, args=(n, 1), ignore_result=True).id for n in range(BURST)]
+        burst = [app.send_task(ADD_TASK, args=(n, 1), ignore_result=True).id for n in range(BURST)]
     finally:
         app.close()
     # Not start_ready: its probe polling would let the worker eat into the backlog; 50 tasks run prove it up.

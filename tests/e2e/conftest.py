@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,11 @@ from tests.chart.rendering import find_helm
 from tests.support.cluster import (
     RESTRICTED_NAMESPACE_LABELS,
     LiveCluster,
+    NamespaceFactory,
     configured_cluster,
     start_simulated_cluster,
 )
-from tests.support.helm_release import HelmRelease
-
-#: For a cluster whose pods really run (kind): the image to install, as loaded into the cluster.
-IMAGE_VARIABLES = ("E2E_IMAGE_REPOSITORY", "E2E_IMAGE_TAG")
+from tests.support.helm_release import IMAGE_VARIABLES, HelmRelease, ReleaseFactory
 
 
 @pytest.fixture(scope="session")
@@ -72,9 +70,6 @@ def image_values() -> dict[str, Any]:
     return {"image": image} if image else {}
 
 
-NamespaceFactory = Callable[[], str]
-
-
 @pytest.fixture
 def restricted_namespace(namespace_factory_function_scope: Any) -> NamespaceFactory:
     """Makes namespaces whose pods admission holds to the `restricted` Pod Security Standard; each is
@@ -86,9 +81,6 @@ def restricted_namespace(namespace_factory_function_scope: Any) -> NamespaceFact
         return name
 
     return make
-
-
-ReleaseFactory = Callable[..., HelmRelease]
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.conftest import ReleaseFactory
-from tests.support.helm_release import CHART_DIR
+from tests.support.helm_release import CHART_DIR, ReleaseFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -14,9 +14,8 @@ import pytest
 import yaml
 
 from tests.chart.rendering import RELEASE, parse_manifest
-from tests.e2e.conftest import NamespaceFactory, ReleaseFactory
-from tests.support.cluster import LiveCluster
-from tests.support.helm_release import CHART_DIR
+from tests.support.cluster import LiveCluster, NamespaceFactory
+from tests.support.helm_release import CHART_DIR, ReleaseFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

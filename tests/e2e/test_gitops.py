@@ -21,10 +21,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.e2e.conftest import NamespaceFactory
-from tests.helpers import wait_until
-from tests.support.cluster import LiveCluster
+from tests.support.cluster import LiveCluster, NamespaceFactory
 from tests.support.helm_release import CHART_DIR
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.conftest import NamespaceFactory, ReleaseFactory
-from tests.support.helm_release import CHART_DIR, HelmRelease
+from tests.support.cluster import NamespaceFactory
+from tests.support.helm_release import CHART_DIR, HelmRelease, ReleaseFactory
 from tests.support.monitors import targets
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import NamespaceFactory, ReleaseFactory
 from tests.e2e.test_install import DEFAULTS
-from tests.support.helm_release import HelmRelease
+from tests.support.cluster import NamespaceFactory
+from tests.support.helm_release import HelmRelease, ReleaseFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

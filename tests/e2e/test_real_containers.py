@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ReleaseFactory
-from tests.helpers import wait_until
-from tests.support.helm_release import HelmRelease
+from tests.support.helm_release import HelmRelease, ReleaseFactory
+from tests.support.waiting import wait_until
 
 pytestmark = [
     pytest.mark.e2e, pytest.mark.timeout(900), pytest.mark.usefixtures("needs_containers"),

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ReleaseFactory
 from tests.e2e.test_install import DEFAULTS, replicas_by_component
-from tests.support.helm_release import HelmRelease
+from tests.support.helm_release import HelmRelease, ReleaseFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from taskqueue.private_broker import PrivateBroker
-from tests.conftest import VENV_BIN, Processes, start_worker
-from tests.helpers import wait_until
 from tests.support.events import TaskEvents
+from tests.support.processes import VENV_BIN, Processes
+from tests.support.waiting import wait_until
+from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.integration
 

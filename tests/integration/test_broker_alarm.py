@@ -11,8 +11,10 @@ import pytest
 
 from taskqueue.private_broker import PrivateBroker
 from taskqueue.producer import PUBLISH_CONFIRM_TIMEOUT
-from tests.conftest import Processes, health_of, health_producer, start_worker, wait_ready
-from tests.helpers import broker_problem, wait_until
+from tests.support.brokers import broker_problem
+from tests.support.processes import Processes
+from tests.support.waiting import wait_until
+from tests.support.workers import health_of, health_producer, start_worker, wait_ready
 
 pytestmark = pytest.mark.integration
 

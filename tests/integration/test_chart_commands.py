@@ -24,8 +24,9 @@ from tests.chart.rendering import (
     newest_kube_version,
     parse_manifest,
 )
-from tests.conftest import VENV_BIN, Processes, start_worker
-from tests.helpers import wait_until
+from tests.support.processes import VENV_BIN, Processes
+from tests.support.waiting import wait_until
+from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,12 @@ from taskqueue.app import create_app
 from taskqueue.config import Settings
 from taskqueue.heartbeat import DISCONNECTED, read_heartbeat
 from taskqueue.private_broker import PrivateBroker
-from tests.conftest import TEST_HEALTH_MAX_AGE, Processes, start_worker
-from tests.helpers import wait_until
 from tests.support.events import TaskEvents
+from tests.support.processes import Processes
+from tests.support.runtime import TEST_HEALTH_MAX_AGE
 from tests.support.tasks import SLEEP_TASK, with_test_tasks
+from tests.support.waiting import wait_until
+from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.integration
 

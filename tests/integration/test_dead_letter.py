@@ -21,9 +21,10 @@ from kombu.connection import Connection
 
 from taskqueue.app import ADD_TASK, create_app, dead_letter_queue_name
 from taskqueue.config import Settings
-from tests.conftest import Processes, health_of, start_worker
-from tests.helpers import wait_until
+from tests.support.processes import Processes
 from tests.support.tasks import SLEEP_TASK, with_test_tasks
+from tests.support.waiting import wait_until
+from tests.support.workers import health_of, start_worker
 
 pytestmark = pytest.mark.integration
 

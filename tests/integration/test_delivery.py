@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from taskqueue.app import ADD_TASK
-from tests.conftest import Processes, start_worker
-from tests.helpers import wait_until
+from tests.support.processes import Processes
 from tests.support.tasks import SLEEP_TASK, with_test_tasks
+from tests.support.waiting import wait_until
+from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.integration
 

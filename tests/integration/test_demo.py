@@ -6,15 +6,16 @@ import os
 import re
 import signal
 import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.conftest import Processes
-from tests.helpers import flower_api, free_port, wait_until
+from tests.support.flower import RunningFlower, flower_api
+from tests.support.ports import free_port
+from tests.support.processes import Processes
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +28,9 @@ PRIVATE_LINE = re.compile(r"^demo: started private broker (?P<node>\S+) on 127\.
 
 
 @dataclass
-class RunningDemo:
-    process: subprocess.Popen[bytes]
-    flower_url: str
-    auth: tuple[str, str]
+class RunningDemo(RunningFlower):
+    """The demo process, with its Flower's URL and credentials, the PIDs it printed, and its output."""
+
     pids: dict[str, int]
     output: str
 
@@ -57,7 +57,7 @@ def wait_for_add_tasks(demo: RunningDemo, count: int = 3) -> dict[str, dict[str,
     worker = f"celery.{demo.pids['worker']}@{os.uname().nodename}"
 
     def seen() -> dict[str, dict[str, object]] | None:
-        tasks = flower_api(demo.flower_url, "api/tasks", demo.auth) or {}
+        tasks = flower_api(demo.url, "api/tasks", demo.auth) or {}
         ours = {task_id: task for task_id, task in tasks.items()
                 if task.get("worker") == worker and task.get("name") == "taskqueue.tasks.add"
                 and task.get("state") == "SUCCESS"}
@@ -135,7 +135,7 @@ def test_demo_starts_a_private_broker_when_none_answers(
     wait_for_add_tasks(demo)
     # The node's management API is wired into Flower (FLOWER_BROKER_API): its Broker data has the queue.
     def queue_lengths() -> list[dict[str, object]] | None:
-        data = flower_api(demo.flower_url, "api/queues/length", demo.auth) or {}
+        data = flower_api(demo.url, "api/queues/length", demo.auth) or {}
         # "messages" appears with the node's first statistics of the queue (every 5 s).
         return [q for q in data.get("active_queues", [])
                 if q.get("name") == runtime_env["QUEUE_NAME"] and "messages" in q]

@@ -16,8 +16,10 @@ from celery import Celery
 
 from taskqueue.app import ADD_TASK, create_app
 from taskqueue.config import load_settings
-from tests.conftest import VENV_BIN, Processes
-from tests.helpers import flower_api, free_port, wait_until
+from tests.support.flower import RunningFlower, flower_api
+from tests.support.ports import free_port
+from tests.support.processes import VENV_BIN, Processes
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -25,10 +27,7 @@ USER = "admin"
 
 
 @dataclass
-class Flower:
-    process: subprocess.Popen[bytes]
-    url: str
-    auth: tuple[str, str]
+class Flower(RunningFlower):
     env: dict[str, str]
 
 

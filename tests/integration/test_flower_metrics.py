@@ -13,9 +13,9 @@ from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
 
 from taskqueue.app import ADD_TASK
-from tests.conftest import Processes
-from tests.helpers import wait_until
 from tests.integration.test_flower import client_app, flower_env, start_flower
+from tests.support.processes import Processes
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

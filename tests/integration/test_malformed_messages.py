@@ -33,8 +33,10 @@ from kombu.connection import Connection
 
 from taskqueue.app import ADD_TASK, create_app, dead_letter_queue_name, remove_task_queue
 from taskqueue.config import Settings
-from tests.conftest import Processes, health_of, runtime_environment, start_worker, with_fast_heartbeat
-from tests.helpers import wait_until
+from tests.support.processes import Processes
+from tests.support.runtime import runtime_environment, with_fast_heartbeat
+from tests.support.waiting import wait_until
+from tests.support.workers import health_of, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -102,6 +104,11 @@ def message(body: bytes = VALID_BODY, properties: dict[str, Any] | None = None, 
     return Raw(body, task_headers(**headers), {**JSON, **(properties or {})}, decodable)
 
 
+def body_case(case: str, body: bytes, got: str) -> tuple[str, Raw, str]:
+    """A CORPUS case of a body that is not [args, kwargs, embed]: valid headers, ``body``."""
+    return case, message(body), f"malformed task message: body must be [args, kwargs, embed], got {got}"
+
+
 #: (case, message, what the worker logs after "<kind> rejected to the dead-letter queue: ", up to the
 #: message's description). The comments say what the worker did with each before the fix (this corpus run
 #: against the former consumer). "Crashed": CRITICAL Unrecoverable error, exit 1, the message back in the
@@ -109,24 +116,20 @@ def message(body: bytes = VALID_BODY, properties: dict[str, Any] | None = None, 
 #: the body.
 CORPUS: list[tuple[str, Raw, str]] = [
     # Crashed: ValueError('not enough values to unpack (expected 3, got 1)') (the issue's example).
-    ("body-object", message(b'{"x": 1}'),
-     "malformed task message: body must be [args, kwargs, embed], got dict"),
+    body_case("body-object", b'{"x": 1}', "dict"),
     # Crashed: ValueError('not enough values to unpack (expected 3, got 1)').
-    ("body-list-of-one", message(b"[1]"),
-     "malformed task message: body must be [args, kwargs, embed], got a list of 1 items"),
+    body_case("body-list-of-one", b"[1]", "a list of 1 items"),
     # Crashed: ValueError('too many values to unpack (expected 3)').
-    ("body-list-of-four", message(b"[[], {}, {}, {}]"),
-     "malformed task message: body must be [args, kwargs, embed], got a list of 4 items"),
+    body_case("body-list-of-four", b"[[], {}, {}, {}]", "a list of 4 items"),
     # Crashed: TypeError("argument of type 'NoneType' is not iterable").
-    ("body-null", message(b"null"),
-     "malformed task message: body must be [args, kwargs, embed], got NoneType"),
+    body_case("body-null", b"null", "NoneType"),
     # Crashed: TypeError("argument of type 'int' is not iterable").
-    ("body-number", message(b"5"), "malformed task message: body must be [args, kwargs, embed], got int"),
+    body_case("body-number", b"5", "int"),
     # Found by the fuzzer. Crashed: ValueError('not enough values to unpack (expected 3, got 0)').
-    ("body-empty", message(b""), "malformed task message: body must be [args, kwargs, embed], got str"),
+    body_case("body-empty", b"", "str"),
     # Ran with args "a", kwargs "b"; the failure callback raised (TypeError in Request._context), so the
     # message was never acknowledged: it stayed unacked until the worker's connection closed.
-    ("body-string", message(b'"abc"'), "malformed task message: body must be [args, kwargs, embed], got str"),
+    body_case("body-string", b'"abc"', "str"),
     # Ran, failed: TypeError (argument after * must be an iterable).
     ("args-not-a-list", message(b"[5, {}, null]"), "malformed task message: args must be a list, got int"),
     # Found by the fuzzer. Ran, failed: TypeError (argument after * must be an iterable, not NoneType).
@@ -164,8 +167,7 @@ CORPUS: list[tuple[str, Raw, str]] = [
                        dict(JSON)),
      "malformed task message: no 'task' header (not a task message of Celery's protocol 2)"),
     # Protocol 2 headers with a protocol 1 body ("hybrid"): ran.
-    ("hybrid", message(json.dumps({"args": [2, 3], "kwargs": {}}).encode()),
-     "malformed task message: body must be [args, kwargs, embed], got dict"),
+    body_case("hybrid", json.dumps({"args": [2, 3], "kwargs": {}}).encode(), "dict"),
     # Crashed (after "received"): ValueError('too many values to unpack (expected 2)') handing it to the
     # pool.
     ("timelimit-three-items", message(timelimit=[1, 2, 3]),

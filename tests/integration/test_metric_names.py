@@ -27,10 +27,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from taskqueue.app import ADD_TASK, dead_letter_queue_name
 from taskqueue.private_broker import PrivateBroker
 from tests.chart.rendering import CHART_DIR, Helm, ValuesSet, find_helm, newest_kube_version
-from tests.conftest import Processes
-from tests.helpers import wait_until
 from tests.integration.test_flower import client_app, flower_env, start_flower
+from tests.support.processes import Processes
 from tests.support.promql import dashboard_exprs, load_dashboards, metric_name_choices
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from kombu.connection import Connection
 
 from taskqueue.app import dead_letter_queue_name, remove_task_queue, task_queue
 from taskqueue.config import Settings
-from tests.helpers import queue_exists
+from tests.support.brokers import queue_exists
 
 pytestmark = pytest.mark.integration
 

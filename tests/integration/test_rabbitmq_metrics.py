@@ -18,7 +18,7 @@ from taskqueue.app import task_queue
 from taskqueue.config import Settings
 from taskqueue.private_broker import PrivateBroker
 from tests.chart.rendering import DEFAULT_VALUES, Helm, find_helm, newest_kube_version, parse_manifest
-from tests.helpers import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

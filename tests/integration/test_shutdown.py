@@ -13,9 +13,10 @@ import pytest
 from kombu.connection import Connection
 
 from taskqueue.private_broker import PrivateBroker
-from tests.conftest import VENV_BIN, Processes, health_of, start_worker
-from tests.helpers import wait_until
+from tests.support.processes import VENV_BIN, Processes
 from tests.support.tasks import SLEEP_TASK, with_test_tasks
+from tests.support.waiting import wait_until
+from tests.support.workers import health_of, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,8 @@ def _queued(broker_url: str, queue: str) -> int:
 
 
 def _warm_shutdown(
-    processes: Processes, worker: subprocess.Popen[bytes], target_pid: int, env: dict[str, str], client: Any
+    processes: Processes, worker: subprocess.Popen[bytes], target_pid: int, env: dict[str, str], client: Any,
+    stopped: str,
 ) -> None:
     running = [client.send_task(SLEEP_TASK, args=(3,)) for _ in range(2)]
     waiting = client.send_task(SLEEP_TASK, args=(0,))
@@ -51,7 +53,7 @@ def _warm_shutdown(
     # The heartbeat says stopped at once: the probe fails with a reason instead of waiting to go stale.
     result = health_of(env)
     assert not result.healthy
-    assert "gone" in result.reason or "stopped" in result.reason
+    assert result.reason == stopped
     # The task it never started is still queued, and the next worker runs it.
     assert _queued(env["BROKER_URL"], env["QUEUE_NAME"]) == 1
     start_worker(processes, env, name="worker-next")
@@ -63,7 +65,9 @@ def test_sigterm_is_a_warm_shutdown(
 ) -> None:
     worker_env = reserving_one_each(with_test_tasks(worker_env))
     worker = start_worker(processes, worker_env)
-    _warm_shutdown(processes, worker, worker.pid, worker_env, celery_client)
+    # Its PID is gone: the probe says so, with the state it wrote last.
+    _warm_shutdown(processes, worker, worker.pid, worker_env, celery_client,
+                   stopped=f"worker process {worker.pid} is gone (last state stopped)")
 
 
 def test_sigterm_runs_out_the_reserved_tasks(
@@ -113,7 +117,9 @@ def test_sigterm_is_a_warm_shutdown_as_pid_1(
     assert len(children) == 1
     pid1 = children[0]
     assert "\"pid\": 1," in open(worker_env["HEALTH_FILE"]).read()  # noqa: SIM115 - one-off read
-    _warm_shutdown(processes, worker, pid1.pid, worker_env, celery_client)
+    # Its PID (1) is alive on the host (another process): the probe goes by the state it wrote last.
+    _warm_shutdown(processes, worker, pid1.pid, worker_env, celery_client,
+                   stopped="worker 1 is stopped: worker exited")
 
 
 def test_sigterm_stops_a_worker_that_lost_its_broker(

@@ -14,7 +14,8 @@ from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 
 from taskqueue.app import ADD_TASK
-from tests.conftest import Processes, start_worker
+from tests.support.processes import Processes
+from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from taskqueue.app import ADD_TASK
-from tests.conftest import Processes, start_worker
+from tests.support.processes import Processes
+from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,10 @@ from celery.exceptions import NotRegistered
 from kombu.connection import Connection
 
 from taskqueue.app import dead_letter_queue_name
-from tests.conftest import VENV_BIN, Processes, start_worker
-from tests.helpers import wait_until
+from tests.support.processes import VENV_BIN, Processes
 from tests.support.tasks import SLEEP_TASK, with_test_tasks
+from tests.support.waiting import wait_until
+from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.integration
 

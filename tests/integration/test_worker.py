@@ -8,7 +8,8 @@ import pytest
 
 from taskqueue.app import ADD_TASK
 from taskqueue.tasks import InvalidArgumentError
-from tests.conftest import Processes, health_of, start_worker
+from tests.support.processes import Processes
+from tests.support.workers import health_of, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,8 @@ def test_worker_executes_add(processes: Processes, worker_env: dict[str, str], c
     output = processes.output(worker)
     assert worker_env["QUEUE_NAME"] in output
     assert "guest:guest" not in output  # the broker password is masked everywhere in the log
-    assert "amqp://guest:***@" in output or "amqp://guest:**@" in output
+    masked = worker_env["BROKER_URL"].replace("amqp://guest:guest@", "amqp://guest:***@")
+    assert f"taskqueue worker: broker {masked}, queue {worker_env['QUEUE_NAME']} (quorum)" in output
 
 
 def test_bad_argument_fails_clearly_and_worker_keeps_serving(

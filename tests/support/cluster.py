@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +26,9 @@ RESTRICTED_NAMESPACE_LABELS = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/enforce-version": "latest",
 }
+
+#: Makes a namespace held to the restricted Pod Security Standard (the e2e ``restricted_namespace`` fixture).
+NamespaceFactory = Callable[[], str]
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from tests.support.cluster import LiveCluster
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "celery-rabbitmq"
 HELM_TIMEOUT = "5m"
+#: For a cluster whose pods really run (kind): the image to install, as loaded into the cluster.
+IMAGE_VARIABLES = ("E2E_IMAGE_REPOSITORY", "E2E_IMAGE_TAG")
 
 
 @dataclass
@@ -106,3 +108,7 @@ class HelmRelease:
         """Every Secret of the release: name -> data (base64 values as stored)."""
         return {s["metadata"]["name"]: s.get("data", {}) for s in self.objects("secrets")
                 if s.get("type") != "helm.sh/release.v1"}
+
+
+#: Makes a HelmRelease, not yet installed (the e2e ``release_factory`` fixture).
+ReleaseFactory = Callable[..., HelmRelease]

@@ -21,7 +21,7 @@ from taskqueue.app import (
 )
 from taskqueue.config import ConfigError, Settings, load_settings
 from taskqueue.worker import worker_options
-from tests.conftest import VENV_BIN, Processes
+from tests.support.processes import VENV_BIN, Processes
 from tests.support.tasks import REPO_ROOT, SLEEP_TASK
 
 UNREACHABLE = "amqp://user:pw@unreachable.invalid:5672//"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import pytest
 
 import taskqueue.demo as demo
 from taskqueue.config import load_settings
+from tests.support.processes import VENV_BIN
 
 
 def test_first_free_port_skips_a_busy_one() -> None:
@@ -55,6 +57,13 @@ def test_no_broker_and_no_rabbitmq_server_says_what_to_install(
     assert signal.getsignal(signal.SIGINT) is before, "the demo must restore the signal handlers"
 
 
-def test_taskqueue_command_is_the_console_script_or_the_module() -> None:
-    command = demo.taskqueue_command()
-    assert command[-1].endswith("taskqueue") or command[-2:] == ["-m", "taskqueue.cli"]
+def test_taskqueue_command_is_the_console_script_next_to_python() -> None:
+    assert demo.taskqueue_command() == [str(VENV_BIN / "taskqueue")]
+
+
+def test_taskqueue_command_is_the_module_without_the_console_script(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    python = tmp_path / "bin" / "python"  # no taskqueue beside it
+    monkeypatch.setattr(sys, "executable", str(python))
+    assert demo.taskqueue_command() == [str(python), "-m", "taskqueue.cli"]

@@ -35,7 +35,8 @@ from taskqueue.heartbeat import (
     read_heartbeat,
     write_heartbeat,
 )
-from tests.helpers import free_port, wait_until
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(autouse=True)
