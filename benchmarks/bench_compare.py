@@ -13,8 +13,8 @@ hits them alike; the table gives the median of the R runs:
   are added, for the round trips.
 - ``chart``: ``taskqueue worker`` with the environment of the worker container of the chart's Deployment as
   ``helm template`` renders it (``--set`` passes values to helm). Values from secretKeyRefs (credentials)
-  are dropped; BROKER_URL points at the private node, QUEUE_NAME and HEALTH_FILE are made unique. ``--env``
-  overrides a variable afterwards (to measure one change).
+  are dropped; BROKER_URL points at the private node, QUEUE_NAME and the heartbeat file are made unique.
+  ``--env`` overrides a variable afterwards (to measure one change).
 
 For each worker: N ``add`` tasks are enqueued first (publisher confirms on; results ignored), then the worker
 is started; the queue's ready count is sampled every 10 ms. ``start->1st`` is the time from spawning the
@@ -305,8 +305,10 @@ def chart_subject(url: str, tmp: Path, chart_env: dict[str, str], overrides: dic
     queue = f"bench-{uuid.uuid4().hex[:10]}"
     env = {key: value for key, value in os.environ.items() if key not in chart_env}
     env.update(chart_env)
-    env.update(BROKER_URL=url, QUEUE_NAME=queue, HEALTH_FILE=str(tmp / "heartbeat"), PYTHONUNBUFFERED="1",
-               PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    # HEALTH_FILE too: a --baseline revision may predate its rename to WORKER_HEALTH_FILE.
+    heartbeat = str(tmp / "heartbeat")
+    env.update(BROKER_URL=url, QUEUE_NAME=queue, WORKER_HEALTH_FILE=heartbeat, HEALTH_FILE=heartbeat,
+               PYTHONUNBUFFERED="1", PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     env.update(overrides)
     settings = Settings(
         broker_url=url, queue_name=queue, queue_type=env.get("QUEUE_TYPE", "quorum"),  # type: ignore[arg-type]

@@ -86,7 +86,7 @@ def main() -> int:
     queue = f"bench-flower-{uuid.uuid4().hex[:8]}"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "QUEUE_", "WORKER_"))}
     base.update(BROKER_URL=broker, QUEUE_NAME=queue, PYTHONUNBUFFERED="1", LOG_LEVEL="warning",
-                HEALTH_FILE=str(options.log_dir / f"{queue}.heartbeat"))
+                WORKER_HEALTH_FILE=str(options.log_dir / f"{queue}.heartbeat"))
     # The worker drains fast: a deep prefetch (the production default of 1 is for long tasks).
     worker_env = {**base, "WORKER_CONCURRENCY": str(options.concurrency), "WORKER_PREFETCH_MULTIPLIER": "256"}
     capped_port, stock_port = free_port(), free_port()

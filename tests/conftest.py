@@ -105,7 +105,8 @@ def worker_env(runtime_env: dict[str, str]) -> dict[str, str]:
 @pytest.fixture
 def celery_client(worker_env: dict[str, str]) -> Iterator[Any]:
     """A Celery app configured like the workers (same broker, queue, rpc:// results) to send and fetch."""
-    app = client_app(worker_env["BROKER_URL"], worker_env["QUEUE_NAME"], Path(worker_env["HEALTH_FILE"]))
+    heartbeat = Path(worker_env["WORKER_HEALTH_FILE"])
+    app = client_app(worker_env["BROKER_URL"], worker_env["QUEUE_NAME"], heartbeat)
     yield app
     app.close()
 

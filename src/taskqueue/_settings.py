@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     # Health: the heartbeat file the worker refreshes and the probe checks for freshness. The interval and
     # the max age apply to the producer's heartbeat too; it has a file of its own, so that a worker and a
     # producer started from one environment do not overwrite each other's.
-    health_file: Path = declared("HEALTH_FILE")
+    worker_health_file: Path = declared("WORKER_HEALTH_FILE")
     health_interval: PositiveFloat = declared("HEALTH_INTERVAL")
     health_max_age: PositiveFloat = declared("HEALTH_MAX_AGE")
     producer_health_file: Path = declared("PRODUCER_HEALTH_FILE")

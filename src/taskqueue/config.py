@@ -10,8 +10,8 @@ Two views of the same environment:
   producer, Flower and the demo. It is defined in the private ``taskqueue._settings`` and imported on
   first use, because pydantic alone costs ~90 ms of CPU at import.
 - :class:`ProbeSettings` / :func:`load_probe_settings`: the few variables the health probes read
-  (``HEALTH_FILE``, ``HEALTH_MAX_AGE``, ``PRODUCER_HEALTH_FILE``, ``BEAT_HEALTH_FILE``, ``FLOWER_PORT``,
-  ``FLOWER_URL_PREFIX``, ``FLOWER_BASIC_AUTH``),
+  (``WORKER_HEALTH_FILE``, ``HEALTH_MAX_AGE``, ``PRODUCER_HEALTH_FILE``, ``BEAT_HEALTH_FILE``,
+  ``FLOWER_PORT``, ``FLOWER_URL_PREFIX``, ``FLOWER_BASIC_AUTH``),
   standard library only: Kubernetes runs a probe every few seconds in every pod. Same declarations
   (``taskqueue.settings_registry``: names, defaults, parsers), same messages as ``Settings``
   (``tests/unit/test_config.py`` checks they agree). A probe checks
@@ -109,7 +109,7 @@ class ProbeSettings:
     Built by :func:`load_probe_settings`, which validates; the constructor (for tests and callers holding
     valid values) does not."""
 
-    health_file: Path = field(default=_default("HEALTH_FILE"))
+    worker_health_file: Path = field(default=_default("WORKER_HEALTH_FILE"))
     health_max_age: float = field(default=_default("HEALTH_MAX_AGE"))
     producer_health_file: Path = field(default=_default("PRODUCER_HEALTH_FILE"))
     flower_port: int = field(default=_default("FLOWER_PORT"))

@@ -124,7 +124,7 @@ def child_env(settings: Settings, broker_url: str, run_dir: Path, flower_port: i
         BROKER_URL=broker_url,
         QUEUE_NAME=settings.queue_name,
         PRODUCER_INTERVAL=str(interval),
-        HEALTH_FILE=str(run_dir / "worker.heartbeat"),
+        WORKER_HEALTH_FILE=str(run_dir / "worker.heartbeat"),
         PRODUCER_HEALTH_FILE=str(run_dir / "producer.heartbeat"),
         FLOWER_ADDRESS="127.0.0.1",
         FLOWER_PORT=str(flower_port),

@@ -97,8 +97,8 @@ def _state_reason(component: str, beat: Heartbeat) -> str:
 
 
 def check_worker(settings: ProbeSettings, *, now: float | None = None) -> HealthResult:
-    """Judge the worker's heartbeat file (``HEALTH_FILE``) against ``HEALTH_MAX_AGE``."""
-    found = _live_heartbeat("worker", settings.health_file, settings.health_max_age, now)
+    """Judge the worker's heartbeat file (``WORKER_HEALTH_FILE``) against ``HEALTH_MAX_AGE``."""
+    found = _live_heartbeat("worker", settings.worker_health_file, settings.health_max_age, now)
     if isinstance(found, HealthResult):
         return found
     beat, age = found

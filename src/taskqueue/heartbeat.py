@@ -1,5 +1,5 @@
 """Heartbeat files: a small JSON document a process rewrites, the health probe reads. One mechanism for
-the worker (``HEALTH_FILE``), the producer (``PRODUCER_HEALTH_FILE``) and celery beat
+the worker (``WORKER_HEALTH_FILE``), the producer (``PRODUCER_HEALTH_FILE``) and celery beat
 (``BEAT_HEALTH_FILE``), each in its own file.
 
 Standard library only (no Celery, not even logging): the probe imports this module and must start fast.

@@ -128,7 +128,7 @@ SETTINGS: tuple[Setting, ...] = (
             ALL, _every("celery.queueType"), choices=("quorum", "classic")),
     Setting("QUEUE_DELIVERY_LIMIT", "int>0", 10,
             "deliveries of one message before a quorum queue dead-letters it (a task that kills its "
-            "worker each time); classic queues have no such limit", ALL, _every("celery.deliveryLimit")),
+            "worker each time); classic queues have no such limit", ALL, _every("celery.queueDeliveryLimit")),
     Setting("WORKER_CONCURRENCY", "int>0", 2, "worker processes", frozenset({WORKER}),
             {WORKER: "worker.concurrency"}),
     Setting("WORKER_PREFETCH_MULTIPLIER", "int>0", 4, "messages reserved per worker process",
@@ -138,12 +138,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TASK_SOFT_TIME_LIMIT", "int>0", 240, "soft task time limit, seconds (below the hard one)",
             frozenset({WORKER}), {WORKER: "worker.taskSoftTimeLimit"}),
     Setting("BROKER_CONNECTION_TIMEOUT", "float>0", 4.0, "seconds to wait for one broker connection attempt",
-            ALL),
+            ALL, _every("celery.brokerConnectionTimeout")),
     Setting("WORKER_MINGLE", "bool", False,
             "Celery's start-up state sync with peers (off: a faster start, nothing here needs it)",
-            frozenset({WORKER})),
+            frozenset({WORKER}), {WORKER: "worker.mingle"}),
     Setting("WORKER_GOSSIP", "bool", False, "Celery's peer gossip (off: nothing here needs it)",
-            frozenset({WORKER})),
+            frozenset({WORKER}), {WORKER: "worker.gossip"}),
     Setting("WORKER_REMOTE_CONTROL", "bool", True,
             "answer Flower's and `celery inspect` broadcasts (the health probe never needs it)",
             frozenset({WORKER}), {WORKER: "worker.remoteControl"}),
@@ -155,7 +155,8 @@ SETTINGS: tuple[Setting, ...] = (
             "comma-separated Python modules of extra tasks the worker imports at start "
             "(`pkg.tasks,other.tasks`, importable from the worker's path); one that cannot be imported "
             "stops the worker with an error naming it. Unset, a worker runs only `add` (the tests' sleep "
-            "task lives in `tests/support/tasks.py`)", frozenset({WORKER}), default_text="unset"),
+            "task lives in `tests/support/tasks.py`)", frozenset({WORKER}), {WORKER: "worker.taskModules"},
+            default_text="unset"),
     # Producer.
     Setting("PRODUCER_INTERVAL", "float>0", 5.0, "seconds between two `add` dispatches",
             frozenset({PRODUCER}), {PRODUCER: "producer.interval"}, cli="taskqueue produce --interval"),
@@ -171,8 +172,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Deployment would restart an exited producer into another batch)",
             frozenset({PRODUCER}), {PRODUCER: "producer.count"}, cli="taskqueue produce --idle-after-count"),
     # Health.
-    Setting("HEALTH_FILE", "path", Path("/tmp/taskqueue-worker.heartbeat"), "the worker's heartbeat file",
-            frozenset({WORKER}), probe=True, chart_fixed=frozenset({WORKER})),
+    Setting("WORKER_HEALTH_FILE", "path", Path("/tmp/taskqueue-worker.heartbeat"),
+            "the worker's heartbeat file", frozenset({WORKER}), probe=True, former=("HEALTH_FILE",)),
     Setting("HEALTH_INTERVAL", "float>0", 5.0,
             "seconds between two heartbeats (worker, producer; beat's loop never sleeps longer)",
             frozenset(_HEALTH), {c: f"{c}.health.interval" for c in _HEALTH}),
@@ -180,9 +181,9 @@ SETTINGS: tuple[Setting, ...] = (
             frozenset(_HEALTH), {c: f"{c}.health.maxAge" for c in _HEALTH}, probe=True),
     Setting("PRODUCER_HEALTH_FILE", "path", Path("/tmp/taskqueue-producer.heartbeat"),
             "the producer's heartbeat file (its own, so a worker and a producer can share an environment)",
-            frozenset({PRODUCER}), probe=True, chart_fixed=frozenset({PRODUCER})),
+            frozenset({PRODUCER}), probe=True),
     Setting("BEAT_HEALTH_FILE", "path", Path("/tmp/taskqueue-beat.heartbeat"), "celery beat's heartbeat file",
-            frozenset({BEAT}), probe=True, chart_fixed=frozenset({BEAT})),
+            frozenset({BEAT}), probe=True),
     # celery beat.
     Setting("BEAT_SCHEDULE", "schedule",
             '[{"name": "add-every-5s", "task": "taskqueue.tasks.add", "every": 5, "args": [2, 3]}]',
@@ -195,7 +196,7 @@ SETTINGS: tuple[Setting, ...] = (
             frozenset({BEAT}), chart_fixed=frozenset({BEAT})),
     # Flower.
     Setting("FLOWER_PORT", "port", 5555, "Flower's port", frozenset({FLOWER}),
-            {FLOWER: "flower.containerPort"}, cli="taskqueue flower --port", probe=True),
+            {FLOWER: "flower.port"}, cli="taskqueue flower --port", probe=True),
     Setting("FLOWER_ADDRESS", "str", "127.0.0.1", "Flower's bind address", frozenset({FLOWER}),
             chart_fixed=frozenset({FLOWER})),
     Setting("FLOWER_BASIC_AUTH", "basic-auth", None,
@@ -214,9 +215,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FLOWER_ALLOW_UNAUTHENTICATED", "bool", False, "allow Flower without auth off loopback",
             frozenset({FLOWER}), {FLOWER: "flower.auth.enabled"}),
     Setting("FLOWER_STATE_SAVE_INTERVAL", "int>0", 60000, "ms between two saves of the persistent state",
-            frozenset({FLOWER})),
+            frozenset({FLOWER}), {FLOWER: "flower.persistence.stateSaveInterval"}),
     Setting("FLOWER_PURGE_OFFLINE_WORKERS", "int>0", 3600,
-            "seconds after which Flower forgets an offline worker", frozenset({FLOWER}), optional=True),
+            "seconds after which Flower forgets an offline worker", frozenset({FLOWER}),
+            {FLOWER: "flower.purgeOfflineWorkers"}, optional=True),
     Setting("FLOWER_BROKER_API", "url", None,
             "RabbitMQ's management API (`http://host:15672/api/`) for Flower's Broker tab (queue depth, "
             "consumers); without user info Flower signs in with the broker's credentials; shown in logs "

@@ -90,15 +90,16 @@ def run_worker(settings: Settings) -> int:
         "taskqueue worker: broker %s, queue %s (%s), concurrency %d, heartbeat %s every %gs, "
         "extra task modules: %s",
         settings.broker_display, settings.queue_name, settings.queue_type, settings.worker_concurrency,
-        settings.health_file, settings.health_interval, ", ".join(settings.worker_task_modules) or "none",
+        settings.worker_health_file, settings.health_interval,
+        ", ".join(settings.worker_task_modules) or "none",
     )
     try:
         worker.start()
     finally:
         # Whatever the way out, the probe must not find a "consuming" heartbeat of a finished worker.
         try:
-            write_heartbeat(settings.health_file, STOPPED, detail="worker exited")
+            write_heartbeat(settings.worker_health_file, STOPPED, detail="worker exited")
         except OSError as exc:
-            logger.error("cannot write heartbeat file %s: %s", settings.health_file, exc)
+            logger.error("cannot write heartbeat file %s: %s", settings.worker_health_file, exc)
     code = worker.exitcode
     return int(code) if code else 0

@@ -192,6 +192,12 @@ class Helm:
         args += ["--kube-version", kube_version]
         return self.run([*args, *values.helm_args()], self._stdin(values))
 
+    def notes(self, values: ValuesSet) -> str:
+        """NOTES.txt as an install prints it (`helm template` never renders it)."""
+        args = ["install", values.release, str(CHART_DIR), "--namespace", values.namespace]
+        output = self.run([*args, "--dry-run=client", *values.helm_args()], self._stdin(values))
+        return output.split("\nNOTES:\n", 1)[1]
+
     def lint(self, values: ValuesSet) -> str:
         args = ["lint", "--strict", str(CHART_DIR), "--namespace", NAMESPACE]
         return self.run([*args, *values.helm_args()], self._stdin(values))

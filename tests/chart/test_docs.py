@@ -114,18 +114,18 @@ def test_editing_an_annotation_alone_drifts_the_schema(helm_docs: None, tmp_path
     )
     assert names(drifted(chart, CHART_DIR)) == ["values.schema.json"]
     limit = json.loads((chart / "values.schema.json").read_text())["properties"]["celery"]["properties"]
-    assert limit["deliveryLimit"]["minimum"] == 2
+    assert limit["queueDeliveryLimit"]["minimum"] == 2
 
 
 def test_a_hand_edit_of_a_generated_file_is_drift(tmp_path: Path) -> None:
     generated = chart_copy(tmp_path / "generated", GENERATED)
     committed = chart_copy(tmp_path / "committed", GENERATED)
     readme = (committed / "README.md").read_text()
-    row = "| `celery.deliveryLimit` | `10` |"
+    row = "| `celery.queueDeliveryLimit` | `10` |"
     assert readme.count(row) == 1
-    (committed / "README.md").write_text(readme.replace(row, "| `celery.deliveryLimit` | `5` |"))
+    (committed / "README.md").write_text(readme.replace(row, "| `celery.queueDeliveryLimit` | `5` |"))
     assert names(drifted(generated, committed)) == ["README.md"]
-    assert "-| `celery.deliveryLimit` | `5` |" in drifted(generated, committed)[0]
+    assert "-| `celery.queueDeliveryLimit` | `5` |" in drifted(generated, committed)[0]
 
 
 # ----------------------------------------------------------------------------------- the schema generator

@@ -87,8 +87,8 @@ def test_flower_listens_on_all_interfaces_in_the_pod(default_manifest: Manifest)
     assert env_value(default_manifest.container("flower"), "FLOWER_ADDRESS") == "0.0.0.0"
 
 
-def test_container_port_override_moves_env_and_port(render: RenderFn) -> None:
-    container = render({"flower": {"containerPort": 8080}}).container("flower")
+def test_port_override_moves_env_and_port(render: RenderFn) -> None:
+    container = render({"flower": {"port": 8080}}).container("flower")
     assert env_value(container, "FLOWER_PORT") == "8080"
     assert {p["containerPort"] for p in container["ports"]} == {8080}
 

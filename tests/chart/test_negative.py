@@ -40,8 +40,13 @@ BAD_VALUES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("bad-pull-policy", dotted("image.pullPolicy", "Sometimes"), ("image.pullPolicy",)),
     ("bad-log-level", dotted("celery.logLevel", "verbose"), ("celery.logLevel",)),
     ("stream-queue-type", dotted("celery.queueType", "stream"), ("celery.queueType",)),
-    ("zero-delivery-limit", dotted("celery.deliveryLimit", 0), ("celery.deliveryLimit",)),
-    ("string-delivery-limit", dotted("celery.deliveryLimit", "10"), ("celery.deliveryLimit",)),
+    ("zero-delivery-limit", dotted("celery.queueDeliveryLimit", 0), ("celery.queueDeliveryLimit",)),
+    ("string-delivery-limit", dotted("celery.queueDeliveryLimit", "10"), ("celery.queueDeliveryLimit",)),
+    ("zero-delivery-limit-former-name", dotted("celery.deliveryLimit", 0), ("celery.deliveryLimit",)),
+    ("string-flower-port-former-name", dotted("flower.containerPort", "8080"), ("flower.containerPort",)),
+    ("module-path-with-slash", dotted("worker.taskModules", ["app/tasks"]), ("worker.taskModules",)),
+    ("zero-broker-connection-timeout", dotted("celery.brokerConnectionTimeout", 0),
+     ("celery.brokerConnectionTimeout",)),
     ("queue-name-too-long-for-dead-letter", dotted("celery.queueName", "q" * 244), ("celery.queueName",)),
     ("string-remote-control", dotted("worker.remoteControl", "yes"), ("worker.remoteControl",)),
     (
@@ -133,7 +138,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
 
 
 def test_enough_bad_values() -> None:
-    assert len(BAD_VALUES) == 37
+    assert len(BAD_VALUES) == 41
 
 
 def test_external_baseline_renders(render: Any) -> None:

@@ -134,7 +134,8 @@ def test_credential_pattern_covers_the_contract_names() -> None:
         "RABBITMQ_DEFAULT_USER",
     ):
         assert CREDENTIAL_ENV.search(name), name
-    for name in ("RABBITMQ_SERVICE_SERVICE_HOST", "RABBITMQ_USE_LONGNAME", "QUEUE_NAME", "HEALTH_FILE"):
+    for name in ("RABBITMQ_SERVICE_SERVICE_HOST", "RABBITMQ_USE_LONGNAME", "QUEUE_NAME",
+                 "WORKER_HEALTH_FILE"):
         assert not CREDENTIAL_ENV.search(name), name
 
 

@@ -123,7 +123,7 @@ def chart_overrides(broker: PrivateBroker, flower_port: int, queue: str | None =
         "image": {"repository": IMAGE_REPOSITORY, "tag": IMAGE_TAG},
         "rabbitmq": {"auth": {"password": BROKER_PASSWORD},
                      "service": {"ports": {"amqp": broker.port, "management": broker.management_port}}},
-        "flower": {"containerPort": flower_port},
+        "flower": {"port": flower_port},
     }
     if queue is not None:
         values["celery"] = {"queueName": queue}

@@ -54,8 +54,8 @@ def test_broker_loss_with_every_process_busy_is_reported_within_the_probe_max_ag
     private_broker.stop()
     # The heartbeat step writes "disconnected" when Celery restarts the consumer, after it terminated the
     # tasks: the probe's max age bounds that time.
-    health_file = Path(env["HEALTH_FILE"])
-    wait_until(lambda: heartbeat_state(health_file) == DISCONNECTED, timeout=float(TEST_HEALTH_MAX_AGE),
+    heartbeat = Path(env["WORKER_HEALTH_FILE"])
+    wait_until(lambda: heartbeat_state(heartbeat) == DISCONNECTED, timeout=float(TEST_HEALTH_MAX_AGE),
                interval=0.1, what="the heartbeat to report the lost broker",
                detail=lambda: processes.tail(worker))
     terminated = processes.output(worker).count("cannot be acknowledged after a connection loss")

@@ -26,7 +26,7 @@ def exchange_exists(connection: Connection, exchange: str) -> bool:
 def test_remove_task_queue_deletes_what_task_queue_declares(
     broker_url: str, queue_name: str, tmp_path: Path
 ) -> None:
-    settings = Settings(broker_url=broker_url, queue_name=queue_name, health_file=tmp_path / "hb")  # type: ignore[arg-type]
+    settings = Settings(broker_url=broker_url, queue_name=queue_name, worker_health_file=tmp_path / "hb")  # type: ignore[arg-type]
     with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
         task_queue(settings)(connection.channel()).declare()
         dead_letter = dead_letter_queue_name(queue_name)

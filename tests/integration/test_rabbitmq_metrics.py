@@ -67,7 +67,7 @@ def queue_sample(samples: Samples, name: str, queue: str) -> float | None:
 @pytest.fixture
 def declared_queue(broker_url: str, queue_name: str, tmp_path: Path) -> Iterator[Any]:
     """The chart's task queue (as the worker declares it), and an open connection to it."""
-    settings = Settings(broker_url=broker_url, queue_name=queue_name, health_file=tmp_path / "hb")  # type: ignore[arg-type]
+    settings = Settings(broker_url=broker_url, queue_name=queue_name, worker_health_file=tmp_path / "hb")  # type: ignore[arg-type]
     with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
         task_queue(settings)(connection.channel()).declare()
         yield connection

@@ -116,7 +116,7 @@ def test_sigterm_is_a_warm_shutdown_as_pid_1(
     children = psutil.Process(worker.pid).children()
     assert len(children) == 1
     pid1 = children[0]
-    assert "\"pid\": 1," in open(worker_env["HEALTH_FILE"]).read()  # noqa: SIM115 - one-off read
+    assert "\"pid\": 1," in open(worker_env["WORKER_HEALTH_FILE"]).read()  # noqa: SIM115 - one-off read
     # Its PID (1) is alive on the host (another process): the probe goes by the state it wrote last.
     _warm_shutdown(processes, worker, pid1.pid, worker_env, celery_client,
                    stopped="worker 1 is stopped: worker exited")

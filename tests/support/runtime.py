@@ -13,7 +13,7 @@ RUNTIME_VARIABLES = (
     "BROKER_URL", "RABBITMQ_SERVICE_SERVICE_HOST", "RABBITMQ_SERVICE_SERVICE_PORT", "RABBITMQ_USERNAME",
     "RABBITMQ_PASSWORD", "RABBITMQ_VHOST", "RESULT_BACKEND", "QUEUE_NAME", "WORKER_CONCURRENCY",
     "WORKER_PREFETCH_MULTIPLIER", "TASK_TIME_LIMIT", "TASK_SOFT_TIME_LIMIT", "LOG_LEVEL",
-    "PRODUCER_INTERVAL", "HEALTH_FILE", "HEALTH_INTERVAL", "HEALTH_MAX_AGE", "FLOWER_PORT",
+    "PRODUCER_INTERVAL", "WORKER_HEALTH_FILE", "HEALTH_INTERVAL", "HEALTH_MAX_AGE", "FLOWER_PORT",
     "FLOWER_ADDRESS", "FLOWER_BASIC_AUTH", "FLOWER_URL_PREFIX", "FLOWER_PERSISTENT", "FLOWER_DB",
     "FLOWER_MAX_TASKS", "FLOWER_MAX_WORKERS", "FLOWER_ALLOW_UNAUTHENTICATED", "QUEUE_TYPE",
     "QUEUE_DELIVERY_LIMIT", "PRODUCER_HEALTH_FILE",
@@ -31,7 +31,7 @@ def runtime_environment(broker_url: str, queue_name: str, directory: Path) -> di
     env.update(
         BROKER_URL=broker_url,
         QUEUE_NAME=queue_name,
-        HEALTH_FILE=str(directory / "worker.heartbeat"),
+        WORKER_HEALTH_FILE=str(directory / "worker.heartbeat"),
         PRODUCER_HEALTH_FILE=str(directory / "producer.heartbeat"),
         BEAT_HEALTH_FILE=str(directory / "beat.heartbeat"),
         BEAT_SCHEDULE_FILE=str(directory / "beat-state" / "schedule"),

@@ -11,12 +11,12 @@ from tests.support.processes import VENV_BIN, Processes
 from tests.support.waiting import wait_until
 
 
-def client_app(broker_url: str, queue_name: str, health_file: Path | None = None) -> Any:
+def client_app(broker_url: str, queue_name: str, worker_health_file: Path | None = None) -> Any:
     """A Celery app configured like the workers (same broker and queue, rpc:// results), to send and fetch."""
     from taskqueue.app import create_app
     from taskqueue.config import Settings
 
-    files = {"health_file": health_file} if health_file is not None else {}
+    files = {"worker_health_file": worker_health_file} if worker_health_file is not None else {}
     return create_app(Settings(broker_url=broker_url, queue_name=queue_name, **files))  # type: ignore[arg-type]
 
 
@@ -32,7 +32,7 @@ def start_worker(
     processes: Processes, env: dict[str, str], name: str = "worker", timeout: float = 60
 ) -> subprocess.Popen[bytes]:
     """``taskqueue worker`` in a subprocess, returned once its heartbeat says it consumes its queue."""
-    Path(env["HEALTH_FILE"]).unlink(missing_ok=True)
+    Path(env["WORKER_HEALTH_FILE"]).unlink(missing_ok=True)
     process = processes.taskqueue("worker", env=env, name=name)
 
     def consuming() -> bool:

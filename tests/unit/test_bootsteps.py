@@ -16,7 +16,7 @@ from taskqueue.config import Settings
 
 @pytest.fixture
 def settings(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
-    return Settings(health_file=tmp_path / "hb", task_time_limit=30, task_soft_time_limit=20,
+    return Settings(worker_health_file=tmp_path / "hb", task_time_limit=30, task_soft_time_limit=20,
                     worker_prefetch_multiplier=3)
 
 
@@ -41,8 +41,8 @@ def test_heartbeat_step_reads_the_app_settings(settings: Settings) -> None:
     consumer = SimpleNamespace(app=create_app(settings, set_as_current=False))
     step = HeartbeatStep(consumer)
     assert step.settings is settings
-    step._write("starting", "test")  # the writer goes to the app's HEALTH_FILE
-    assert settings.health_file.exists()
+    step._write("starting", "test")  # the writer goes to the app's WORKER_HEALTH_FILE
+    assert settings.worker_health_file.exists()
 
 
 def test_drain_deadline_comes_from_the_app_settings(

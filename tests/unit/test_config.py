@@ -227,7 +227,7 @@ def test_probe_checks_only_what_it_reads(clean_env: pytest.MonkeyPatch, tmp_path
     # A bad WORKER_CONCURRENCY stops the worker at start (no heartbeat: the probe then fails for that
     # reason); the probe itself neither reads nor validates it.
     clean_env.setenv("WORKER_CONCURRENCY", "none")
-    clean_env.setenv("HEALTH_FILE", str(tmp_path / "none"))
+    clean_env.setenv("WORKER_HEALTH_FILE", str(tmp_path / "none"))
     result = CliRunner().invoke(main, ["health", "worker"])
     assert result.exit_code == 1
     assert "no heartbeat file" in result.output
@@ -261,7 +261,7 @@ PROBE_CASES = (
     [("HEALTH_MAX_AGE", value) for value in NUMBERS]
     + [("FLOWER_PORT", value) for value in NUMBERS]
     + [("FLOWER_URL_PREFIX", value) for value in ["", "/", "flower", "/flower/", "//a/b//"]]
-    + [("HEALTH_FILE", value) for value in ["/tmp/hb", "relative/hb", ""]]
+    + [("WORKER_HEALTH_FILE", value) for value in ["/tmp/hb", "relative/hb", ""]]
     + [("PRODUCER_HEALTH_FILE", value) for value in ["/tmp/producer-hb", "relative/hb", ""]]
     + [("BEAT_HEALTH_FILE", value) for value in ["/tmp/beat-hb", "relative/hb", ""]]
     + [("FLOWER_BASIC_AUTH", value) for value in ["", "admin:pw", "a:b,c:d", SECRET, "admin:", ":pw",

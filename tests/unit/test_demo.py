@@ -41,7 +41,7 @@ def test_child_env_is_loopback_flower_with_auth(clean_env: pytest.MonkeyPatch, t
     flower = (env["FLOWER_ADDRESS"], env["FLOWER_PORT"], env["FLOWER_BASIC_AUTH"])
     assert flower == ("127.0.0.1", "5600", "u:p")
     assert env["PRODUCER_INTERVAL"] == "2.0"
-    assert env["HEALTH_FILE"].startswith(str(tmp_path))
+    assert env["WORKER_HEALTH_FILE"].startswith(str(tmp_path))
     assert "FLOWER_URL_PREFIX" not in env and "FLOWER_ALLOW_UNAUTHENTICATED" not in env
 
 

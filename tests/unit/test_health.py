@@ -45,7 +45,7 @@ def _no_runtime_variables(clean_env: pytest.MonkeyPatch) -> None:
 
 
 def _settings(path: Path) -> ProbeSettings:
-    return ProbeSettings(health_file=path, health_max_age=30)
+    return ProbeSettings(worker_health_file=path, health_max_age=30)
 
 
 def _write(path: Path, **fields: object) -> None:
@@ -163,7 +163,7 @@ def test_report_prints_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_health_worker(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     path = tmp_path / "hb"
-    clean_env.setenv("HEALTH_FILE", str(path))
+    clean_env.setenv("WORKER_HEALTH_FILE", str(path))
     assert CliRunner().invoke(main, ["health", "worker"]).exit_code == 1
     write_heartbeat(path, CONSUMING, queues=["celery"])
     result = CliRunner().invoke(main, ["health", "worker"])
@@ -187,8 +187,8 @@ def test_probe_import_path_is_light(check: list[str], tmp_path: Path) -> None:
         f"try:\n    main(['health', *{check!r}])\nexcept SystemExit:\n    pass\n"
         f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "HEALTH_FILE": str(tmp_path / "hb"), "FLOWER_PORT": str(free_port()),
-           "PRODUCER_HEALTH_FILE": str(tmp_path / "producer-hb")}
+    env = {"PATH": "/usr/bin:/bin", "WORKER_HEALTH_FILE": str(tmp_path / "hb"),
+           "FLOWER_PORT": str(free_port()), "PRODUCER_HEALTH_FILE": str(tmp_path / "producer-hb")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert "unhealthy" in out.stderr  # the check ran (no heartbeat file, no Flower)
     assert out.stdout.strip() == "[]"
@@ -263,14 +263,14 @@ def test_producer_missing_stale_gone_or_foreign(tmp_path: Path, liveness: bool) 
 
 def test_producer_and_worker_files_are_separate() -> None:
     settings = load_probe_settings({})
-    assert settings.producer_health_file != settings.health_file
+    assert settings.producer_health_file != settings.worker_health_file
     assert settings.producer_health_file == Path("/tmp/taskqueue-producer.heartbeat")
 
 
 def test_cli_health_producer(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     path = tmp_path / "producer.hb"
     clean_env.setenv("PRODUCER_HEALTH_FILE", str(path))
-    clean_env.setenv("HEALTH_FILE", str(tmp_path / "worker.hb"))
+    clean_env.setenv("WORKER_HEALTH_FILE", str(tmp_path / "worker.hb"))
     missing = CliRunner().invoke(main, ["health", "producer"])
     assert missing.exit_code == 1
     assert missing.output == f"producer: unhealthy: no heartbeat file {path} (producer not started yet?)\n"

@@ -23,12 +23,13 @@ from tests.chart.rendering import (
 )
 
 #: Values that switch on each conditional variable: a rate instead of an interval, a count (then idle),
-#: Flower's persistence, Flower without auth, an external broker given as a URL, then as host and parts
-#: (beat is off by default: on wherever a shared variable is switched).
+#: extra task modules, Flower's persistence, Flower without auth, an external broker given as a URL, then
+#: as host and parts (beat is off by default: on wherever a shared variable is switched).
 SWITCHES: dict[str, dict[str, Any]] = {
     "default": {},
-    "beat-rate-count-persistence": {
+    "beat-rate-count-persistence-modules": {
         "beat": {"enabled": True},
+        "worker": {"taskModules": ["app.tasks"]},
         "producer": {"rate": 3, "count": 5},
         "flower": {"persistence": {"enabled": True}},
     },
@@ -116,13 +117,11 @@ def test_declared_values_keys_exist_in_values_yaml(setting: Setting) -> None:
     assert [key for key in setting.values.values() if not _lookup(chart_values(), key)] == []
 
 
-def test_what_the_chart_does_not_expose_yet() -> None:
-    # Settings without a values key nor a fixed value in the chart: to be exposed after the template split.
-    assert [s.env for s in SETTINGS if not s.values and not s.chart_fixed] == [
-        "BROKER_CONNECTION_TIMEOUT",
-        "WORKER_MINGLE",
-        "WORKER_GOSSIP",
-        "WORKER_TASK_MODULES",
-        "FLOWER_STATE_SAVE_INTERVAL",
-        "FLOWER_PURGE_OFFLINE_WORKERS",
-    ]
+def test_the_chart_leaves_only_the_heartbeat_files_to_the_package(
+    rendered: dict[str, dict[str, set[str]]],
+) -> None:
+    # Paths the probes read with the same defaults: set in one place (the registry), not in the chart too.
+    left = [s.env for s in SETTINGS if not s.values and not s.chart_fixed]
+    assert left == ["WORKER_HEALTH_FILE", "PRODUCER_HEALTH_FILE", "BEAT_HEALTH_FILE"]
+    assert [f"{values}: {name}" for values, env in rendered.items() for names in env.values()
+            for name in names if name in left] == []

@@ -15,7 +15,7 @@ from annotated_types import Ge, Gt, Le
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from taskqueue import _settings, config, settings_registry
+from taskqueue import _settings, settings_registry
 from taskqueue._settings import Settings
 from taskqueue.config import ProbeSettings, load_probe_settings, load_settings
 from taskqueue.schedule import DEFAULT_SCHEDULE
@@ -174,18 +174,11 @@ def test_new_name_wins_over_a_former_one(fresh_warnings: None) -> None:
         assert renamed_values({"NEW_NAME": "5", "OLD_NAME": "3"}, [RENAMED]) == {}
 
 
-def _with_former(env: str, old: str) -> tuple[Setting, ...]:
-    return tuple(dataclasses.replace(s, former=(old,)) if s.env == env else s for s in SETTINGS)
-
-
 def test_both_loaders_read_a_former_name(
     clean_env: pytest.MonkeyPatch, fresh_warnings: None, tmp_path: Path
 ) -> None:
-    # No variable is renamed in this release: a real declaration gets a former name for the test.
-    renamed = _with_former("HEALTH_FILE", "WORKER_HEARTBEAT_FILE")
-    clean_env.setattr(settings_registry, "SETTINGS", renamed)
-    clean_env.setattr(config, "PROBE_SETTINGS", tuple(s for s in renamed if s.probe))
-    clean_env.setenv("WORKER_HEARTBEAT_FILE", str(tmp_path / "hb"))
-    with pytest.warns(FutureWarning, match="WORKER_HEARTBEAT_FILE is deprecated .* set HEALTH_FILE instead"):
-        assert load_probe_settings().health_file == tmp_path / "hb"
-    assert load_settings().health_file == tmp_path / "hb"  # warned once already: no second warning
+    # HEALTH_FILE was renamed WORKER_HEALTH_FILE (the producer's and beat's files were prefixed already).
+    clean_env.setenv("HEALTH_FILE", str(tmp_path / "hb"))
+    with pytest.warns(FutureWarning, match="HEALTH_FILE is deprecated .* set WORKER_HEALTH_FILE instead"):
+        assert load_probe_settings().worker_health_file == tmp_path / "hb"
+    assert load_settings().worker_health_file == tmp_path / "hb"  # warned once already: no second warning

@@ -46,7 +46,9 @@ the same arguments, or RabbitMQ refuses with PRECONDITION_FAILED: so they are se
 - name: QUEUE_TYPE
   value: {{ .Values.celery.queueType | quote }}
 - name: QUEUE_DELIVERY_LIMIT
-  value: {{ .Values.celery.deliveryLimit | quote }}
+  value: {{ include "celery-rabbitmq.celery.queueDeliveryLimit" . | quote }}
+- name: BROKER_CONNECTION_TIMEOUT
+  value: {{ .Values.celery.brokerConnectionTimeout | toString | quote }}
 - name: RESULT_BACKEND
   value: {{ .Values.celery.resultBackend | quote }}
 - name: LOG_LEVEL
@@ -80,16 +82,22 @@ the same arguments, or RabbitMQ refuses with PRECONDITION_FAILED: so they are se
   value: {{ $w.remoteControl | quote }}
 - name: WORKER_LOG_TASKS
   value: {{ $w.logTasks | quote }}
-- name: HEALTH_FILE
-  value: /tmp/taskqueue-worker.heartbeat
+- name: WORKER_MINGLE
+  value: {{ $w.mingle | quote }}
+- name: WORKER_GOSSIP
+  value: {{ $w.gossip | quote }}
+{{- with $w.taskModules }}
+- name: WORKER_TASK_MODULES
+  value: {{ join "," . | quote }}
+{{- end }}
 - name: HEALTH_INTERVAL
   value: {{ $w.health.interval | quote }}
 - name: HEALTH_MAX_AGE
   value: {{ $w.health.maxAge | quote }}
 {{- end -}}
 
-{{/* Producer-only settings. HEALTH_INTERVAL/HEALTH_MAX_AGE have the worker's names: each runs in its own
-container; the heartbeat file is PRODUCER_HEALTH_FILE, which `taskqueue health producer` reads. */}}
+{{/* Producer-only settings. HEALTH_INTERVAL/HEALTH_MAX_AGE are shared names: each component runs in its own
+container. The heartbeat files are left at the package's defaults, which the probes read too. */}}
 {{- define "celery-rabbitmq.producer.env" -}}
 {{- $p := .Values.producer -}}
 {{- if kindIs "invalid" $p.rate }}
@@ -107,8 +115,6 @@ container; the heartbeat file is PRODUCER_HEALTH_FILE, which `taskqueue health p
 - name: PRODUCER_IDLE_AFTER_COUNT
   value: "true"
 {{- end }}
-- name: PRODUCER_HEALTH_FILE
-  value: /tmp/taskqueue-producer.heartbeat
 - name: HEALTH_INTERVAL
   value: {{ $p.health.interval | quote }}
 - name: HEALTH_MAX_AGE
@@ -116,15 +122,13 @@ container; the heartbeat file is PRODUCER_HEALTH_FILE, which `taskqueue health p
 {{- end -}}
 
 {{/* celery beat's settings: the schedule as JSON (the runtime checks it again, naming a bad entry), the
-state file on the beat-state volume, and its own heartbeat file, which `taskqueue health beat` reads. */}}
+state file on the beat-state volume (its heartbeat file stays at the package's default). */}}
 {{- define "celery-rabbitmq.beat.env" -}}
 {{- $b := .Values.beat -}}
 - name: BEAT_SCHEDULE
   value: {{ toJson $b.schedule | quote }}
 - name: BEAT_SCHEDULE_FILE
   value: /var/lib/taskqueue-beat/celerybeat-schedule
-- name: BEAT_HEALTH_FILE
-  value: /tmp/taskqueue-beat.heartbeat
 - name: HEALTH_INTERVAL
   value: {{ $b.health.interval | quote }}
 - name: HEALTH_MAX_AGE
@@ -141,7 +145,7 @@ FLOWER_URL_PREFIX, so Flower, the Ingress path and the probe path always agree. 
 {{- define "celery-rabbitmq.flower.env" -}}
 {{- $f := .Values.flower -}}
 - name: FLOWER_PORT
-  value: {{ $f.containerPort | quote }}
+  value: {{ include "celery-rabbitmq.flower.port" . | quote }}
 - name: FLOWER_ADDRESS
   value: "0.0.0.0"
 - name: FLOWER_URL_PREFIX
@@ -150,11 +154,15 @@ FLOWER_URL_PREFIX, so Flower, the Ingress path and the probe path always agree. 
   value: {{ $f.maxTasks | quote }}
 - name: FLOWER_MAX_WORKERS
   value: {{ $f.maxWorkers | quote }}
+- name: FLOWER_PURGE_OFFLINE_WORKERS
+  value: {{ $f.purgeOfflineWorkers | quote }}
 - name: FLOWER_PERSISTENT
   value: {{ $f.persistence.enabled | quote }}
 {{- if $f.persistence.enabled }}
 - name: FLOWER_DB
   value: /var/lib/flower/flower.db
+- name: FLOWER_STATE_SAVE_INTERVAL
+  value: {{ $f.persistence.stateSaveInterval | quote }}
 {{- end }}
 {{- if $f.auth.enabled }}
 - name: FLOWER_BASIC_AUTH

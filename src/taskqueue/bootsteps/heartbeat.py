@@ -1,5 +1,5 @@
-"""The consumer bootstep writing the worker's heartbeat file (``HEALTH_FILE``), which ``taskqueue health
-worker`` judges: see ``taskqueue.heartbeat`` for the states."""
+"""The consumer bootstep writing the worker's heartbeat file (``WORKER_HEALTH_FILE``), which ``taskqueue
+health worker`` judges: see ``taskqueue.heartbeat`` for the states."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class HeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]
         # ``parent`` is the consumer; Celery builds the step and passes no settings: the app carries them.
         self.settings = settings_of(parent.app)
         self._timer_entry: Any = None
-        self._writer = HeartbeatWriter(self.settings.health_file, logger)
+        self._writer = HeartbeatWriter(self.settings.worker_health_file, logger)
 
     def start(self, c: Any) -> None:
         self._write(STARTING, "consumer starting")
