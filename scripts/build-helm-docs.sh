@@ -13,18 +13,12 @@ HELM_DOCS_VERSION=${HELM_DOCS_VERSION:-v1.14.2}
 dest="$root/.tools/helm-docs/$HELM_DOCS_VERSION"
 bin="$dest/helm-docs"
 
-say() { printf '[build-helm-docs %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-if [ -x "$bin" ]; then
-    echo "$bin"
-    exit 0
-fi
-command -v go >/dev/null || { say "Go is needed (go.dev): none on PATH"; exit 1; }
-export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
-start=$(date +%s)
+# shellcheck source=scripts/lib/go-tool.sh
+. "$root/scripts/lib/go-tool.sh"
+go_tool_start build-helm-docs "$bin"
 mkdir -p "$dest"
 say "building github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
 GOBIN="$dest" go install -trimpath -ldflags "-s -w" \
     "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
-say "built in $(( $(date +%s) - start )) s: $(du -sh "$bin" | cut -f1) at $bin"
+go_tool_built
 echo "$bin"

@@ -13,15 +13,9 @@ PROMETHEUS_MODULE_VERSION=${PROMETHEUS_MODULE_VERSION:-v0.316.0}  # Prometheus v
 dest="$root/.tools/promtool/prometheus-${PROMETHEUS_MODULE_VERSION}"
 bin="$dest/bin/promtool"
 
-say() { printf '[build-promtool %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-if [ -x "$bin" ]; then
-    echo "$bin"
-    exit 0
-fi
-command -v go >/dev/null || { say "Go is needed (go.dev): none on PATH"; exit 1; }
-export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
-start=$(date +%s)
+# shellcheck source=scripts/lib/go-tool.sh
+. "$root/scripts/lib/go-tool.sh"
+go_tool_start build-promtool "$bin"
 
 # A wrapper module requiring Prometheus at the pinned version (its own go.mod has no replace directives).
 src="$dest/src"
@@ -38,6 +32,6 @@ say "building promtool (Prometheus $version)"
     -ldflags "-s -w -X github.com/prometheus/common/version.Version=$version" \
     -o "$bin.tmp" github.com/prometheus/prometheus/cmd/promtool)
 mv "$bin.tmp" "$bin"
-say "built in $(( $(date +%s) - start )) s: $(du -sh "$bin" | cut -f1) at $bin"
+go_tool_built
 "$bin" --version >&2
 echo "$bin"

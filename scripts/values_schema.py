@@ -109,20 +109,16 @@ def description(comment: list[str]) -> str | None:
     return " ".join(parts).strip() or None
 
 
+#: JSON Schema's type of a default value, by its Python type; bool first, as a bool is an int too.
+_JSON_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"),
+    (dict, "object"),
+)
+
+
 def _inferred_type(default: Any) -> str | None:
-    if isinstance(default, bool):
-        return "boolean"
-    if isinstance(default, int):
-        return "integer"
-    if isinstance(default, float):
-        return "number"
-    if isinstance(default, str):
-        return "string"
-    if isinstance(default, list):
-        return "array"
-    if isinstance(default, dict):
-        return "object"
-    return None
+    return next((json_type for python_type, json_type in _JSON_TYPES if isinstance(default, python_type)),
+                None)
 
 
 def _key_schema(key: _Key) -> dict[str, Any]:

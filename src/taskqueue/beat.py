@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import errno
 import logging
-import math
 import os
 import sys
-import time
 from typing import Any
 
 from celery.beat import PersistentScheduler
@@ -31,7 +29,7 @@ from celery.schedules import crontab
 
 from taskqueue.app import create_app
 from taskqueue.config import Settings
-from taskqueue.heartbeat import BROKER_UNAVAILABLE, SCHEDULING, STARTING, STOPPED, HeartbeatWriter
+from taskqueue.heartbeat import BROKER_UNAVAILABLE, SCHEDULING, STARTING, STOPPED, ThrottledHeartbeat
 from taskqueue.schedule import CRONTAB_FIELDS, ScheduleEntry
 
 logger = logging.getLogger("taskqueue.beat")
@@ -66,36 +64,13 @@ def celery_schedule(entries: tuple[ScheduleEntry, ...]) -> dict[str, dict[str, A
     return schedule
 
 
-class BeatHeartbeat:
-    """Beat's heartbeat file: written on a change of state, and whenever the last write is ``interval``
-    old. Called from the scheduler loop only."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._writer = HeartbeatWriter(settings.beat_health_file, logger)
-        self.interval = settings.health_interval
-        self.state = ""
-        self.detail = ""
-        self._written_at = -math.inf
-
-    def update(self, state: str, detail: str = "") -> None:
-        changed = (state, detail) != (self.state, self.detail)
-        if changed or time.monotonic() >= self._written_at + self.interval:
-            self.state, self.detail = state, detail
-            self._written_at = time.monotonic()
-            self._writer.write(state, detail)
-
-    def refresh(self) -> None:
-        """Rewrite the current state if due (kombu calls this about once a second while it retries)."""
-        self.update(self.state, self.detail)
-
-
 class TaskqueueScheduler(PersistentScheduler):  # type: ignore[misc]  # Celery is untyped
     """Celery's persistent scheduler, refreshing the heartbeat from its loop.
 
     ``heartbeat`` is set on the subclass :func:`scheduler_class` makes: Celery builds the scheduler
     itself, from a class."""
 
-    heartbeat: BeatHeartbeat
+    heartbeat: ThrottledHeartbeat
     #: What the log says of each entry at start.
     entries: tuple[str, ...] = ()
     _connected = False
@@ -138,6 +113,7 @@ class TaskqueueScheduler(PersistentScheduler):  # type: ignore[misc]  # Celery i
             self.heartbeat.update(BROKER_UNAVAILABLE, f"{exc.__class__.__name__}, retrying")
 
         return self.connection.ensure_connection(
+            # kombu calls ``callback`` about once a second while it retries: the file stays fresh.
             on_error, self.app.conf.broker_connection_max_retries, callback=self.heartbeat.refresh
         )
 
@@ -154,7 +130,8 @@ class TaskqueueScheduler(PersistentScheduler):  # type: ignore[misc]  # Celery i
         return f"{count} entr{'y' if count == 1 else 'ies'}"
 
 
-def scheduler_class(heartbeat: BeatHeartbeat, entries: tuple[ScheduleEntry, ...]) -> type[TaskqueueScheduler]:
+def scheduler_class(heartbeat: ThrottledHeartbeat,
+                    entries: tuple[ScheduleEntry, ...]) -> type[TaskqueueScheduler]:
     """A :class:`TaskqueueScheduler` bound to ``heartbeat``."""
     described = tuple(entry.describe() for entry in entries)
     return type("TaskqueueScheduler", (TaskqueueScheduler,), {"heartbeat": heartbeat, "entries": described})
@@ -179,7 +156,7 @@ def run_beat(settings: Settings) -> int:
     app.conf.beat_schedule_filename = str(settings.beat_schedule_file)
     # The loop turns at least every HEALTH_INTERVAL, so the heartbeat never goes stale while it waits.
     app.conf.beat_max_loop_interval = settings.health_interval
-    heartbeat = BeatHeartbeat(settings)
+    heartbeat = ThrottledHeartbeat(settings.beat_health_file, settings.health_interval, logger)
     heartbeat.update(STARTING, "connecting to the broker")
     try:
         beat = app.Beat(

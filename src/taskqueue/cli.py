@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
 
 from taskqueue.config import ConfigError, ProbeSettings, load_probe_settings, load_settings
+
+# The probes' checks: standard library only, like the config loader above (a few ms for the other commands).
+from taskqueue.health import HealthResult, check_beat, check_flower, check_producer, check_worker
 
 if TYPE_CHECKING:  # a run-time import would load pydantic, which the probes avoid
     from taskqueue.config import Settings
@@ -121,6 +124,11 @@ def flower(port: int | None) -> None:
     sys.exit(run_flower(settings, port=port))
 
 
+def _exit_with(check: Callable[..., HealthResult], **options: bool) -> NoReturn:
+    """Run a health check on the probe settings: its one line printed, its verdict the exit code."""
+    sys.exit(check(_probe_settings(), **options).report())
+
+
 @main.group()
 def health() -> None:
     """Cheap liveness/readiness checks for Kubernetes probes (exit 0 healthy, 1 not, with a reason)."""
@@ -129,43 +137,38 @@ def health() -> None:
 @health.command("worker")
 def health_worker() -> None:
     """Check the worker's heartbeat: alive, not wedged, consuming from the broker."""
-    settings = _probe_settings()
-    from taskqueue.health import check_worker
-
-    sys.exit(check_worker(settings).report())
+    _exit_with(check_worker)
 
 
-@health.command("producer")
-@click.option("--liveness", is_flag=True,
-              help="Pass also while the producer waits for the broker (alive, not wedged): for a "
-                   "livenessProbe. Without it, healthy only while its publishes succeed (readiness).")
-def health_producer(liveness: bool) -> None:
-    """Check the producer's heartbeat: alive, its loop turning, publishing (unless --liveness)."""
-    settings = _probe_settings()
-    from taskqueue.health import check_producer
+def _add_loop_health_command(component: str, check: Callable[..., HealthResult], doc: str, *,
+                             waiting: str, ready_while: str) -> None:
+    """Add ``taskqueue health <component>`` for a process that refreshes its heartbeat from its own loop
+    (the producer, celery beat): healthy while at work, and with --liveness while it waits for the broker."""
 
-    sys.exit(check_producer(settings, liveness=liveness).report())
+    @health.command(component, help=doc)
+    @click.option("--liveness", is_flag=True,
+                  help=f"Pass also while {waiting} waits for the broker (alive, not wedged): for a "
+                       f"livenessProbe. Without it, healthy only while {ready_while} (readiness).")
+    def command(liveness: bool) -> None:
+        _exit_with(check, liveness=liveness)
 
 
-@health.command("beat")
-@click.option("--liveness", is_flag=True,
-              help="Pass also while beat waits for the broker (alive, not wedged): for a livenessProbe. "
-                   "Without it, healthy only while connected and its sends succeed (readiness).")
-def health_beat(liveness: bool) -> None:
-    """Check celery beat's heartbeat: alive, its scheduler loop turning (no broker round trip)."""
-    settings = _probe_settings()
-    from taskqueue.health import check_beat
-
-    sys.exit(check_beat(settings, liveness=liveness).report())
+_add_loop_health_command(
+    "producer", check_producer,
+    "Check the producer's heartbeat: alive, its loop turning, publishing (unless --liveness).",
+    waiting="the producer", ready_while="its publishes succeed",
+)
+_add_loop_health_command(
+    "beat", check_beat,
+    "Check celery beat's heartbeat: alive, its scheduler loop turning (no broker round trip).",
+    waiting="beat", ready_while="connected and its sends succeed",
+)
 
 
 @health.command("flower")
 def health_flower() -> None:
     """Check that Flower answers."""
-    settings = _probe_settings()
-    from taskqueue.health import check_flower
-
-    sys.exit(check_flower(settings).report())
+    _exit_with(check_flower)
 
 
 @main.command()

@@ -30,6 +30,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from taskqueue.config import ProbeSettings
 from taskqueue.heartbeat import (
@@ -45,6 +46,9 @@ from taskqueue.heartbeat import (
     process_alive,
     read_heartbeat,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: Seconds the Flower probe waits for an answer (a probe must answer within its own timeout).
 FLOWER_TIMEOUT = 3.0
@@ -111,6 +115,26 @@ def check_worker(settings: ProbeSettings, *, now: float | None = None) -> Health
     return HealthResult("worker", True, f"worker {beat.pid} consuming {queues}, heartbeat {age:.1f}s old")
 
 
+def _check_loop_heartbeat(
+    component: str, path: Path, max_age: float, now: float | None, *, liveness: bool,
+    live_states: frozenset[str], ready_states: frozenset[str], at_work: Callable[[Heartbeat], str],
+) -> HealthResult:
+    """Judge the heartbeat of a process that refreshes it from its main loop (the producer, celery beat):
+    healthy in a ready state, or with ``liveness`` in a live one; the reason says what it does
+    (``at_work``) when ready, and that it is only alive otherwise."""
+    found = _live_heartbeat(component, path, max_age, now)
+    if isinstance(found, HealthResult):
+        return found
+    beat, age = found
+    if beat.state not in (live_states if liveness else ready_states):
+        return HealthResult(component, False, _state_reason(component, beat))
+    if beat.state in ready_states:
+        doing = at_work(beat)
+    else:  # alive, not ready: say so even when the liveness probe passes
+        doing = f"alive, {beat.state}" + (f" ({beat.detail})" if beat.detail else "")
+    return HealthResult(component, True, f"{component} {beat.pid} {doing}, heartbeat {age:.1f}s old")
+
+
 #: Producer states each probe passes. Alive: the main loop turns (fresh heartbeat), whatever the broker
 #: does. Ready: besides, its last publish was confirmed.
 PRODUCER_LIVE_STATES = frozenset({STARTING, PUBLISHING, BROKER_UNAVAILABLE, BROKER_BLOCKED})
@@ -122,18 +146,11 @@ def check_producer(
 ) -> HealthResult:
     """Judge the producer's heartbeat file (``PRODUCER_HEALTH_FILE``) against ``HEALTH_MAX_AGE``: ready
     only while publishing; with ``liveness``, also alive while starting or waiting for the broker."""
-    found = _live_heartbeat("producer", settings.producer_health_file, settings.health_max_age, now)
-    if isinstance(found, HealthResult):
-        return found
-    beat, age = found
-    if beat.state not in (PRODUCER_LIVE_STATES if liveness else PRODUCER_READY_STATES):
-        return HealthResult("producer", False, _state_reason("producer", beat))
-    queues = ",".join(beat.queues) or "?"
-    if beat.state == PUBLISHING:
-        doing = f"publishing to {queues}"
-    else:  # alive, not ready: say so even when the liveness probe passes
-        doing = f"alive, {beat.state}" + (f" ({beat.detail})" if beat.detail else "")
-    return HealthResult("producer", True, f"producer {beat.pid} {doing}, heartbeat {age:.1f}s old")
+    return _check_loop_heartbeat(
+        "producer", settings.producer_health_file, settings.health_max_age, now, liveness=liveness,
+        live_states=PRODUCER_LIVE_STATES, ready_states=PRODUCER_READY_STATES,
+        at_work=lambda beat: f"publishing to {','.join(beat.queues) or '?'}",
+    )
 
 
 #: celery beat states each probe passes, as for the producer: alive while its loop turns, ready once
@@ -145,17 +162,11 @@ BEAT_READY_STATES = frozenset({SCHEDULING})
 def check_beat(settings: ProbeSettings, *, liveness: bool = False, now: float | None = None) -> HealthResult:
     """Judge celery beat's heartbeat file (``BEAT_HEALTH_FILE``) against ``HEALTH_MAX_AGE``: ready only
     while scheduling; with ``liveness``, also alive while starting or waiting for the broker."""
-    found = _live_heartbeat("beat", settings.beat_health_file, settings.health_max_age, now)
-    if isinstance(found, HealthResult):
-        return found
-    beat, age = found
-    if beat.state not in (BEAT_LIVE_STATES if liveness else BEAT_READY_STATES):
-        return HealthResult("beat", False, _state_reason("beat", beat))
-    if beat.state == SCHEDULING:
-        doing = "scheduling" + (f" {beat.detail}" if beat.detail else "")
-    else:
-        doing = f"alive, {beat.state}" + (f" ({beat.detail})" if beat.detail else "")
-    return HealthResult("beat", True, f"beat {beat.pid} {doing}, heartbeat {age:.1f}s old")
+    return _check_loop_heartbeat(
+        "beat", settings.beat_health_file, settings.health_max_age, now, liveness=liveness,
+        live_states=BEAT_LIVE_STATES, ready_states=BEAT_READY_STATES,
+        at_work=lambda beat: "scheduling" + (f" {beat.detail}" if beat.detail else ""),
+    )
 
 
 def flower_healthcheck_url(settings: ProbeSettings) -> str:

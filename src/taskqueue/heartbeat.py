@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -96,6 +97,36 @@ class HeartbeatWriter:
             return False
         self._failed = False
         return True
+
+
+class ThrottledHeartbeat:
+    """A heartbeat file written from a process's own loop (the producer's, celery beat's): on a change of
+    state, and whenever the last write is ``interval`` old, so a busy loop does not rewrite the file each
+    turn. Never from a thread of its own: a wedged loop must leave a stale file for the probe."""
+
+    def __init__(self, path: Path, interval: float, logger: Logger, queues: list[str] | None = None) -> None:
+        self._writer = HeartbeatWriter(path, logger)
+        self.interval = interval
+        self._queues = queues
+        self.state = ""
+        self.detail = ""
+        self._written_at = -math.inf
+
+    def update(self, state: str, detail: str = "") -> None:
+        """Record the state; write it if it changed or the file is due for a refresh."""
+        changed = (state, detail) != (self.state, self.detail)
+        if changed or time.monotonic() >= self._written_at + self.interval:
+            self.state, self.detail = state, detail
+            self.beat()
+
+    def refresh(self) -> None:
+        """Rewrite the current state if due."""
+        self.update(self.state, self.detail)
+
+    def beat(self) -> None:
+        """Rewrite the file with the current state (a fresh time)."""
+        self._written_at = time.monotonic()
+        self._writer.write(self.state, self.detail, self._queues)
 
 
 def read_heartbeat(path: Path) -> Heartbeat | None:

@@ -19,7 +19,6 @@ back during a resource alarm; each publish waits at most PUBLISH_CONFIRM_TIMEOUT
 from __future__ import annotations
 
 import logging
-import math
 import random
 import signal
 import sys
@@ -39,7 +38,7 @@ from taskqueue.heartbeat import (
     PUBLISHING,
     STARTING,
     STOPPED,
-    HeartbeatWriter,
+    ThrottledHeartbeat,
 )
 
 logger = logging.getLogger("taskqueue.producer")
@@ -108,29 +107,12 @@ def interval_from(interval: float | None, rate: float | None, default: float) ->
     return default
 
 
-class ProducerHeartbeat:
-    """The producer's heartbeat file, written from the main loop: on a change of state, and whenever the
-    last write is ``interval`` old (a bulk run at 1000 tasks/s does not rewrite the file per task)."""
+class ProducerHeartbeat(ThrottledHeartbeat):
+    """The producer's heartbeat file, written from the main loop (a bulk run at 1000 tasks/s does not
+    rewrite the file per task), also while it waits between two dispatches."""
 
     def __init__(self, path: Path, interval: float, queues: list[str]) -> None:
-        self._writer = HeartbeatWriter(path, logger)
-        self.interval = interval
-        self._queues = queues
-        self.state = ""
-        self.detail = ""
-        self._written_at = -math.inf
-
-    def update(self, state: str, detail: str = "") -> None:
-        """Record the state; write it if it changed or the file is due for a refresh."""
-        changed = (state, detail) != (self.state, self.detail)
-        if changed or time.monotonic() >= self._written_at + self.interval:
-            self.state, self.detail = state, detail
-            self.beat()
-
-    def beat(self) -> None:
-        """Rewrite the file with the current state (a fresh time)."""
-        self._written_at = time.monotonic()
-        self._writer.write(self.state, self.detail, self._queues)
+        super().__init__(path, interval, logger, queues)
 
     def wait(self, stop: threading.Event, seconds: float) -> bool:
         """Wait up to ``seconds`` for ``stop``, refreshing the file each time it is due; True if stopped.

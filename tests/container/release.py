@@ -8,9 +8,9 @@ import json
 import re
 import secrets
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -20,9 +20,6 @@ from tests.chart.rendering import CHART_DIR, DEFAULT_VALUES, find_helm, newest_k
 from tests.container.engine import Docker
 from tests.container.image import IMAGE_REPOSITORY, IMAGE_TAG
 from tests.container.pods import Container, Pods, decoded_secrets
-from tests.support.waiting import wait_until
-
-T = TypeVar("T")
 
 #: Per-test timeout: the first test also waits for the session's image (a cold base and build take minutes).
 CONTAINER_TIMEOUT = 900
@@ -203,7 +200,3 @@ def sent_task_ids(producer: Container) -> dict[str, int]:
     """The add tasks the producer logged as sent: id -> x + y."""
     found = re.findall(r"sent add\((\d+), (\d+)\) id ([0-9a-f-]{36})", producer.logs())
     return {task_id: int(x) + int(y) for x, y, task_id in found}
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
-    return wait_until(probe, timeout=timeout, interval=interval, what=what)

@@ -25,10 +25,10 @@ from tests.container.release import (
     render_chart,
     running_pods,
     start_ready,
-    wait_for,
 )
 from tests.support.events import TaskEvents
 from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(CONTAINER_TIMEOUT)]
 
@@ -91,13 +91,13 @@ def test_beat_pod_schedules_add_and_its_probes_judge_its_loop(
             result = beat.probe("livenessProbe")
             return result.stderr if result.returncode == 1 else None
 
-        reason = wait_for(failing, timeout=40, interval=1, what="beat's liveness probe to fail")
+        reason = wait_until(failing, timeout=40, interval=1, what="beat's liveness probe to fail")
         assert "s old (max 6s): beat dead or wedged" in reason, reason
         assert time.monotonic() - stopped_at >= 6 - 1, "judged stale before HEALTH_MAX_AGE"
     finally:
         children[0].send_signal(signal.SIGCONT)
-    wait_for(lambda: beat.probe("livenessProbe").returncode == 0 or None, timeout=30, interval=1,
-             what="beat's liveness probe to pass again after SIGCONT")
+    wait_until(lambda: beat.probe("livenessProbe").returncode == 0 or None, timeout=30, interval=1,
+               what="beat's liveness probe to pass again after SIGCONT")
     code, seconds = beat.stop()
     assert code == 0, beat.logs()[-2000:]
     assert seconds < 10, "beat stops at once on SIGTERM, its state saved"

@@ -16,7 +16,6 @@ from tests.container.release import (
     flower_get,
     queue_stats,
     sent_task_ids,
-    wait_for,
 )
 from tests.support.waiting import wait_until
 
@@ -38,7 +37,8 @@ def test_flower_api_lists_the_producers_add_tasks_run_by_the_worker(release: Rel
         return both if len(both) >= 3 else None
 
     # The producer sends one add every PRODUCER_INTERVAL (5 s in the chart's defaults).
-    matched = wait_for(three_seen, timeout=60, what="three of the producer's adds in Flower's /api/tasks")
+    matched = wait_until(three_seen, timeout=60, interval=0.5,
+                         what="three of the producer's adds in Flower's /api/tasks")
     workers = {task["worker"] for _, task in matched.values()}
     assert len(workers) == 1 and next(iter(workers)).startswith("celery."), workers
     for total, task in matched.values():
@@ -68,7 +68,7 @@ def test_flower_tasks_tab_shows_an_ever_growing_list_of_add_tasks(release: Relea
             count = rows_named(page, ADD_TASK)
             return count if count > first else None
 
-        wait_for(grown, timeout=60, interval=3, what="the Tasks tab to list more add tasks")
+        wait_until(grown, timeout=60, interval=3, what="the Tasks tab to list more add tasks")
         assert password not in page.content()
     finally:
         context.close()
@@ -117,7 +117,8 @@ def test_flower_broker_tab_shows_the_queue_depth_and_its_consumer(
             stats = queue_stats(container_broker, queue)
             return stats if depth(stats) == depth(before) + added else None
 
-        expected = wait_for(arrived, timeout=15, what=f"{added} more messages in {queue} than {before}")
+        expected = wait_until(arrived, timeout=15, interval=0.5,
+                              what=f"{added} more messages in {queue} than {before}")
         assert expected["consumers"] == 1, expected
 
         page = context.new_page()
@@ -145,6 +146,6 @@ def test_flower_broker_tab_shows_the_queue_depth_and_its_consumer(
         context.close()
         docker.run("unpause", release.producer.id, release.worker.id)
     # The frozen tasks run once the worker thaws: the depth returns to nothing ready.
-    wait_for(lambda: queue_stats(container_broker, queue)["messages_ready"] == 0, timeout=60,
-             what=f"{queue} to drain after the worker resumed")
+    wait_until(lambda: queue_stats(container_broker, queue)["messages_ready"] == 0, timeout=60, interval=0.5,
+               what=f"{queue} to drain after the worker resumed")
     assert broker_password not in release.flower.logs()

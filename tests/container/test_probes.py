@@ -9,7 +9,8 @@ import psutil
 import pytest
 
 from tests.container.pods import PROBE_FIELDS, Pods
-from tests.container.release import CONTAINER_TIMEOUT, Release, Render, start_ready, wait_for
+from tests.container.release import CONTAINER_TIMEOUT, Release, Render, start_ready
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(CONTAINER_TIMEOUT)]
 
@@ -53,8 +54,8 @@ def test_worker_liveness_fails_once_its_process_is_stopped(pods: Pods, isolated_
             result = worker.probe("livenessProbe")
             return result.stderr if result.returncode == 1 else None
 
-        reason = wait_for(failing, timeout=max_age + 30, interval=1,
-                          what="the liveness probe to fail for the stopped worker")
+        reason = wait_until(failing, timeout=max_age + 30, interval=1,
+                            what="the liveness probe to fail for the stopped worker")
         # Not before the heartbeat is older than HEALTH_MAX_AGE: a stopped process is not judged at once.
         assert time.monotonic() - stopped_at >= max_age - float(
             isolated_render.env_value("worker", "HEALTH_INTERVAL"))
@@ -62,5 +63,5 @@ def test_worker_liveness_fails_once_its_process_is_stopped(pods: Pods, isolated_
     finally:
         main.send_signal(signal.SIGCONT)
     # Resumed, it beats again: the probe passes without a restart.
-    wait_for(lambda: worker.probe("livenessProbe").returncode == 0, timeout=30, interval=1,
-             what="the liveness probe to pass again after SIGCONT")
+    wait_until(lambda: worker.probe("livenessProbe").returncode == 0, timeout=30, interval=1,
+               what="the liveness probe to pass again after SIGCONT")

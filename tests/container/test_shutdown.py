@@ -18,8 +18,8 @@ from tests.container.release import (
     queue_stats,
     sent_task_ids,
     start_ready,
-    wait_for,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(CONTAINER_TIMEOUT)]
 
@@ -59,8 +59,8 @@ def test_sigterm_stops_each_container_with_exit_0_in_its_grace_period_losing_no_
         app.close()
     # Not start_ready: its probe polling would let the worker eat into the backlog; 50 tasks run prove it up.
     worker = pods.run(render.workload("worker"))
-    wait_for(lambda: len(executed(worker)) >= 50, timeout=60, what="the worker to be busy with the backlog",
-             interval=0.1)
+    wait_until(lambda: len(executed(worker)) >= 50, timeout=60, interval=0.1,
+               what="the worker to be busy with the backlog")
 
     stopped_cleanly(worker)
     first = executed(worker)
@@ -69,16 +69,16 @@ def test_sigterm_stops_each_container_with_exit_0_in_its_grace_period_losing_no_
     assert sent, producer.logs()[-2000:]
     # The broker notices the closed connection a moment later; what the worker held goes back to the queue
     # (held, not finished: a finished one would run twice below).
-    wait_for(lambda: queue_stats(container_broker, queue)["consumers"] == 0, timeout=15,
-             what=f"the broker to drop the stopped worker's consumer on {queue}")
+    wait_until(lambda: queue_stats(container_broker, queue)["consumers"] == 0, timeout=15, interval=0.5,
+               what=f"the broker to drop the stopped worker's consumer on {queue}")
     left = queue_stats(container_broker, queue)
     assert left["messages_unacknowledged"] == 0, left
     assert len(set(first) & set(burst)) < BURST, "the backlog was gone before SIGTERM: nothing was in flight"
 
     # What the stopped worker had not taken stays queued, not lost: the same pod, started again, runs it.
     successor = start_ready(pods, render.workload("worker"))
-    wait_for(lambda: queue_stats(container_broker, queue) == {
-        "messages_ready": 0, "messages_unacknowledged": 0, "consumers": 1}, timeout=120,
+    wait_until(lambda: queue_stats(container_broker, queue) == {
+        "messages_ready": 0, "messages_unacknowledged": 0, "consumers": 1}, timeout=120, interval=0.5,
         what=f"the successor to drain {queue}")
     stopped_cleanly(successor)
     stopped_cleanly(flower)

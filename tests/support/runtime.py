@@ -6,23 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from taskqueue.settings_registry import SETTINGS
 from tests.support.processes import VENV_BIN
 
-#: Variables of the runtime's configuration that must not leak from the developer's shell into a test.
-RUNTIME_VARIABLES = (
-    "BROKER_URL", "RABBITMQ_SERVICE_SERVICE_HOST", "RABBITMQ_SERVICE_SERVICE_PORT", "RABBITMQ_USERNAME",
-    "RABBITMQ_PASSWORD", "RABBITMQ_VHOST", "RESULT_BACKEND", "QUEUE_NAME", "WORKER_CONCURRENCY",
-    "WORKER_PREFETCH_MULTIPLIER", "TASK_TIME_LIMIT", "TASK_SOFT_TIME_LIMIT", "LOG_LEVEL",
-    "PRODUCER_INTERVAL", "WORKER_HEALTH_FILE", "HEALTH_INTERVAL", "HEALTH_MAX_AGE", "FLOWER_PORT",
-    "FLOWER_ADDRESS", "FLOWER_BASIC_AUTH", "FLOWER_URL_PREFIX", "FLOWER_PERSISTENT", "FLOWER_DB",
-    "FLOWER_MAX_TASKS", "FLOWER_MAX_WORKERS", "FLOWER_ALLOW_UNAUTHENTICATED", "QUEUE_TYPE",
-    "QUEUE_DELIVERY_LIMIT", "PRODUCER_HEALTH_FILE",
-    "WORKER_MINGLE", "WORKER_GOSSIP", "WORKER_REMOTE_CONTROL",
-    "FLOWER_STATE_SAVE_INTERVAL", "FLOWER_PURGE_OFFLINE_WORKERS", "WORKER_TASK_MODULES",
-    "FLOWER_BROKER_API",
-    "BEAT_SCHEDULE", "BEAT_SCHEDULE_FILE", "BEAT_HEALTH_FILE",
-    "PRODUCER_RATE", "PRODUCER_COUNT", "PRODUCER_IDLE_AFTER_COUNT",
-)
+#: Variables of the runtime's configuration that must not leak from the developer's shell into a test: all
+#: the runtime reads, as the settings registry declares them (former names too, still read for a release).
+RUNTIME_VARIABLES = frozenset(name for setting in SETTINGS for name in (setting.env, *setting.former))
 
 
 def runtime_environment(broker_url: str, queue_name: str, directory: Path) -> dict[str, str]:
