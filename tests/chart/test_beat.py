@@ -137,7 +137,7 @@ def test_probes_read_the_heartbeat(manifest: Manifest) -> None:
     assert container["livenessProbe"]["exec"]["command"] == [*HEALTH_BEAT, "--liveness"]
     assert container["readinessProbe"]["exec"]["command"] == HEALTH_BEAT
     liveness = container["livenessProbe"]
-    expected = BEAT_VALUES["livenessProbe"]
+    expected = {**VALUES["probeDefaults"], **BEAT_VALUES["livenessProbe"]}  # its own keys over the defaults
     assert (liveness["periodSeconds"], liveness["failureThreshold"]) == (
         expected["periodSeconds"], expected["failureThreshold"]
     )

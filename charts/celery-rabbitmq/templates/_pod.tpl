@@ -101,8 +101,26 @@ securityContext:
   mountPath: /tmp
 {{- end -}}
 
-{{/* An exec probe. Args: probe (values), command (list). The caller checks probe.enabled. */}}
+{{/* An exec probe field (`name:` and its handler) at indent, on a line of its own. Its timing is
+probeDefaults with the component's probe over it key by key: a key the component sets wins, even false or
+0 (a null one keeps the default); nothing is rendered when the result is disabled.
+Args: ctx, name (startupProbe, livenessProbe, readinessProbe), probe (the component's values), command
+(list), indent. */}}
 {{- define "celery-rabbitmq.execProbe" -}}
+{{- $probe := deepCopy (.ctx.Values.probeDefaults | default dict) -}}
+{{- range $key, $value := (.probe | default dict) -}}
+{{- if not (kindIs "invalid" $value) -}}
+{{- $_ := set $probe $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- if $probe.enabled }}
+{{ printf "%s:" .name | indent (int .indent) }}
+{{- include "celery-rabbitmq.execProbeHandler" (dict "probe" $probe "command" .command) | nindent (add .indent 2 | int) }}
+{{- end -}}
+{{- end -}}
+
+{{/* The handler and timing of an exec probe. Args: probe (merged values), command (list). */}}
+{{- define "celery-rabbitmq.execProbeHandler" -}}
 exec:
   command:
     {{- toYaml .command | nindent 4 }}
