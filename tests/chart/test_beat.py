@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from taskqueue.schedule import DEFAULT_SCHEDULE, ScheduleEntry, parse_schedule
+from taskqueue.settings_registry import BY_ENV
 from tests.chart.rendering import (
     Manifest,
     RenderErrorFn,
@@ -141,7 +142,9 @@ def test_probes_read_the_heartbeat(manifest: Manifest) -> None:
     assert (liveness["periodSeconds"], liveness["failureThreshold"]) == (
         expected["periodSeconds"], expected["failureThreshold"]
     )
-    assert env_value(container, "BEAT_HEALTH_FILE") == "/tmp/taskqueue-beat.heartbeat"
+    # The file is the package's default, which beat writes and the probe reads: on the writable /tmp.
+    assert "BEAT_HEALTH_FILE" not in env_of(container)
+    assert str(BY_ENV["BEAT_HEALTH_FILE"].default).startswith("/tmp/")
     interval, max_age = (float(env_value(container, n)) for n in ("HEALTH_INTERVAL", "HEALTH_MAX_AGE"))
     assert (interval, max_age) == (5, 30)
 

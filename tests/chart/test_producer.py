@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chart.rendering import Manifest, RenderErrorFn, RenderFn, chart_values, env_value
+from taskqueue.settings_registry import BY_ENV
+from tests.chart.rendering import Manifest, RenderErrorFn, RenderFn, chart_values, env_of, env_value
 
 PRODUCER_VALUES = chart_values()["producer"]
 HEALTH_PRODUCER = ["taskqueue", "health", "producer"]
@@ -51,9 +52,11 @@ def test_probes_call_taskqueue_health_producer(default_manifest: Manifest) -> No
     assert "startupProbe" not in container, "the first heartbeat is written at start: no startup probe needed"
 
 
-def test_producer_heartbeat_env_is_on_the_writable_tmp(default_manifest: Manifest) -> None:
+def test_producer_heartbeat_is_on_the_writable_tmp(default_manifest: Manifest) -> None:
     container = default_manifest.container("producer")
-    assert env_value(container, "PRODUCER_HEALTH_FILE").startswith("/tmp/")
+    # The file is the package's default, which the producer writes and the probe reads.
+    assert "PRODUCER_HEALTH_FILE" not in env_of(container)
+    assert str(BY_ENV["PRODUCER_HEALTH_FILE"].default).startswith("/tmp/")
     assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}
     interval, max_age = (float(env_value(container, n)) for n in ("HEALTH_INTERVAL", "HEALTH_MAX_AGE"))
     assert (interval, max_age) == (PRODUCER_VALUES["health"]["interval"], PRODUCER_VALUES["health"]["maxAge"])
