@@ -3,11 +3,21 @@ the schema's JSON pointer), whether the schema or a template-side rule catches t
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.chart.rendering import HELM_VERSIONS, RenderErrorFn, deep_merge
+from tests.chart.rendering import (
+    CHART_DIR,
+    HELM_VERSIONS,
+    Helm,
+    HelmFailed,
+    RenderErrorFn,
+    deep_merge,
+    find_helm,
+)
 
 EXTERNAL_OK = {
     "rabbitmq": {"enabled": False},
@@ -286,4 +296,23 @@ def test_two_independent_problems_make_one_failure_naming_both(
         "- worker.taskSoftTimeLimit (400) must be below worker.taskTimeLimit (300)",
         "",
     ]
-    assert lines[starts[0] - 1] == "Error: execution error at (celery-rabbitmq/templates/validate.yaml:2:4): "
+    assert lines[starts[0] - 1] == (
+        "Error: execution error at (celery-rabbitmq/templates/validate/validate.yaml:4:4): "
+    )
+
+
+@pytest.mark.parametrize("helm", HELM_VERSIONS)
+def test_the_problem_list_comes_before_any_other_template_error(tmp_path: Path, helm: str) -> None:
+    """Helm stops at the first template that fails: the validation renders first, so a template that
+    would fail on the same bad values (here one that always fails, named to render early) cannot hide
+    the list."""
+    executable = find_helm(helm)
+    if executable is None:
+        pytest.skip(f"{helm} not found: run scripts/install-helm.sh .venv")
+    chart = tmp_path / CHART_DIR.name
+    shutil.copytree(CHART_DIR, chart)
+    (chart / "templates" / "worker-zz-broken.yaml").write_text('{{ required "a template error" nil }}\n')
+    with pytest.raises(HelmFailed) as failed:
+        Helm(helm, executable).run(["template", "r", str(chart), "--set", "rabbitmq.replicaCount=2"])
+    assert "1 value problem(s):\n- rabbitmq.replicaCount=2 is refused" in failed.value.stderr
+    assert "a template error" not in failed.value.stderr

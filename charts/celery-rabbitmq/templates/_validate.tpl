@@ -1,8 +1,9 @@
 {{/*
 Every rule the schema cannot express, in one place. Each problem names the key(s) to change and why; all
 problems of a render are collected and reported together by one fail, so a values file is fixed in one
-go. Rendered from templates/validate.yaml so it runs for every render. No other template calls fail or
-required: a new rule goes here, as one more message that starts with the values key it is about.
+go. Rendered from templates/validate/validate.yaml, first of all templates, so it runs for every render.
+No other template calls fail or required: a new rule goes here, as one more message that starts with the
+values key it is about.
 (values.schema.json is checked by helm itself, before any template.)
 */}}
 {{- define "celery-rabbitmq.validate" -}}
