@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from taskqueue.config import load_settings
 from taskqueue.settings_registry import BY_ENV, COMPONENTS, SETTINGS, Setting
 from tests.chart.rendering import (
     COMPONENT_LABEL,
@@ -47,22 +48,27 @@ SWITCHES: dict[str, dict[str, Any]] = {
 }
 
 
-def render_env(overrides: dict[str, Any]) -> dict[str, set[str]]:
-    """The env names of each component's taskqueue containers, rendered with the chart defaults and
-    ``overrides``."""
+def render_containers(overrides: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each component's taskqueue containers, rendered with the chart defaults and ``overrides``."""
     executable = find_helm("helm4")
     if executable is None:
         pytest.skip("helm4 not found: run scripts/install-helm.sh .venv")
     values = ValuesSet.of("registry", overrides=overrides)
     text = Helm("helm4", executable).template(values, newest_kube_version())
-    env: dict[str, set[str]] = {}
+    containers: dict[str, list[dict[str, Any]]] = {}
     for obj in parse_manifest(text):
         component = labels_of(obj).get(COMPONENT_LABEL)
-        if obj["kind"] not in POD_OWNER_KINDS or component not in COMPONENTS:
-            continue
-        for container in pod_spec_of(obj)["containers"]:
-            env.setdefault(component, set()).update(env_of(container))
-    return env
+        if obj["kind"] in POD_OWNER_KINDS and component in COMPONENTS:
+            containers.setdefault(component, []).extend(pod_spec_of(obj)["containers"])
+    return containers
+
+
+def render_env(overrides: dict[str, Any]) -> dict[str, set[str]]:
+    """The env names of each component's taskqueue containers."""
+    return {
+        component: {name for container in containers for name in env_of(container)}
+        for component, containers in render_containers(overrides).items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +131,29 @@ def test_the_chart_leaves_only_the_heartbeat_files_to_the_package(
     assert left == ["WORKER_HEALTH_FILE", "PRODUCER_HEALTH_FILE", "BEAT_HEALTH_FILE"]
     assert [f"{values}: {name}" for values, env in rendered.items() for names in env.values()
             for name in names if name in left] == []
+
+
+def test_the_chart_defaults_are_the_package_defaults(clean_env: pytest.MonkeyPatch) -> None:
+    # Each container's plain env values, read as the package reads them, equal what the package assumes
+    # unset: changing a default on one side alone fails here. The differences are the chart's own.
+    expected_differences = {
+        "RABBITMQ_SERVICE_SERVICE_HOST",  # the release's broker Service instead of localhost
+        "FLOWER_ADDRESS",  # all interfaces in the pod instead of loopback
+        "FLOWER_ALLOW_UNAUTHENTICATED",  # only rendered with auth off, as true
+        "FLOWER_BROKER_API",  # the bundled broker's management API instead of none
+    }
+    defaults = load_settings()
+    differences: set[str] = set()
+    for containers in render_containers({"flower": {"auth": {"enabled": False}}}).values():
+        for container in containers:
+            plain = {name: entry["value"] for name, entry in env_of(container).items() if "value" in entry}
+            with clean_env.context() as env:
+                env.setenv("RABBITMQ_PASSWORD", "from-a-secret")  # a secretKeyRef: not compared
+                for name, value in plain.items():
+                    env.setenv(name, value)
+                rendered = load_settings()
+            differences |= {
+                name for name in plain if name in BY_ENV
+                and getattr(rendered, BY_ENV[name].field) != getattr(defaults, BY_ENV[name].field)
+            }
+    assert differences == expected_differences
