@@ -28,6 +28,7 @@ def test_worker_settings_reach_the_env(render: RenderFn) -> None:
     container = render(
         {
             "worker": {
+                "pool": "prefork",
                 "concurrency": 8,
                 "prefetchMultiplier": 2,
                 "taskTimeLimit": 900,
@@ -38,6 +39,7 @@ def test_worker_settings_reach_the_env(render: RenderFn) -> None:
         }
     ).container("worker")
     expected = {
+        "WORKER_POOL": "prefork",
         "WORKER_CONCURRENCY": "8",
         "WORKER_PREFETCH_MULTIPLIER": "2",
         "TASK_TIME_LIMIT": "900",
