@@ -393,7 +393,8 @@ def main() -> None:
                                    for row in ROWS if row in results[name].values)
                 print(f"run {run + 1}/{args.runs} {name}: {latest}", file=sys.stderr, flush=True)
     print(f"\n{args.tasks} add tasks, medians of {args.runs} runs, one private RabbitMQ node, "
-          f"{os.cpu_count()} CPUs; chart env: WORKER_CONCURRENCY={chart_env.get('WORKER_CONCURRENCY')} "
+          f"{os.cpu_count()} CPUs; chart env: WORKER_POOL={chart_env.get('WORKER_POOL')} "
+          f"WORKER_CONCURRENCY={chart_env.get('WORKER_CONCURRENCY')} "
           f"WORKER_PREFETCH_MULTIPLIER={chart_env.get('WORKER_PREFETCH_MULTIPLIER')} "
           f"LOG_LEVEL={chart_env.get('LOG_LEVEL')} QUEUE_TYPE={chart_env.get('QUEUE_TYPE')}"
           + (f"; overrides {overrides}" if overrides else ""))

@@ -116,6 +116,9 @@ class GuardStep(bootsteps.StartStopStep):  # type: ignore[misc]
             heart._send("worker-heartbeat")  # Celery's own event, as its timer would send it
             # The task events the loop buffers (this task's received and started: Flower shows it running).
             c.event_dispatcher.flush()
+        acks = c.taskqueue_acks
+        if acks is not None and self._lost != task.task_id:
+            acks.flush()  # the tasks before this one: acknowledged now, not after it
         if self._is_due("file", self.settings.health_interval):
             if self._lost == task.task_id:
                 state, detail = DISCONNECTED, f"broker connection lost while running task {task.task_id}"
