@@ -20,14 +20,18 @@ from typing import Any
 
 logger = logging.getLogger("taskqueue.worker")
 
-#: Acks held at most before a flush without waiting for the loop's turn (bounds a burst within one turn).
-MAX_PENDING = 64
+#: Acks held at most before a flush without waiting for the loop's turn, as a fraction of the prefetch
+#: count: the broker delivers the next messages only once it has the acks, so holding all of them until
+#: the turn ends would leave the worker idle for a round trip after every prefetch-full of tasks.
+FLUSH_FRACTION = 4
 
 
 class AckBatcher:
     """Takes over ``basic_ack`` and ``basic_reject`` of the task consumer's channel."""
 
-    def __init__(self, channel: Any) -> None:
+    def __init__(self, channel: Any, prefetch_count: int = 0) -> None:
+        #: Held acks that trigger a flush at once (a quarter of the prefetch count, at least one).
+        self.limit = max(1, prefetch_count // FLUSH_FRACTION)
         self._send_ack: Callable[..., Any] = channel.basic_ack
         self._send_reject: Callable[..., Any] = channel.basic_reject
         #: Delivery tags the worker received and has not settled (acked or rejected) at the broker.
@@ -48,7 +52,7 @@ class AckBatcher:
             self._send_ack(delivery_tag, multiple=multiple)
             return
         self.pending.add(delivery_tag)
-        if len(self.pending) >= MAX_PENDING:
+        if len(self.pending) >= self.limit:
             self.flush()
 
     def reject(self, delivery_tag: int, requeue: bool, argsig: str = "Lb") -> None:

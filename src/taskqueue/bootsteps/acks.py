@@ -22,7 +22,8 @@ class AckBatchStep(bootsteps.StartStopStep):  # type: ignore[misc]
     def start(self, c: Any) -> None:
         if c.hub is None or c.task_consumer is None:
             return
-        c.taskqueue_acks = AckBatcher(c.task_consumer.channel)
+        prefetch = int(c.qos.value) if c.qos is not None else 0
+        c.taskqueue_acks = AckBatcher(c.task_consumer.channel, prefetch)
         # The hub calls its tick callbacks once per turn, before it waits on the sockets again.
         c.hub.on_tick.add(self._on_tick)
         self._consumer = c

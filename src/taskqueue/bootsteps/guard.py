@@ -6,7 +6,8 @@ AMQP heartbeat (60 s) the connection counts as dead on both sides (the task's ac
 again), after the health probe's max age the pod is restarted, and after a few seconds Flower shows the
 worker offline. Past one second of a task, a thread does those timers' work instead: AMQP heartbeats on the
 consumer connection, Celery's ``worker-heartbeat`` event and the buffered task events (Flower then shows the
-task as started), the heartbeat file (``consuming``, naming the task). It writes only while holding the
+task as started), the acks held for the tasks before it (``taskqueue.acks``), the heartbeat file
+(``consuming``, naming the task). It writes only while holding the
 pool's lock, which the main thread takes before it touches a connection again.
 
 A task still running ``HARD_LIMIT_GRACE`` seconds past its hard time limit did not stop at
