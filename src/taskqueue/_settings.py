@@ -78,8 +78,8 @@ class Settings(BaseSettings):
     # tasks on several cores.
     worker_pool: Literal["solo", "prefork"] = declared("WORKER_POOL")
     worker_concurrency: PositiveInt = declared("WORKER_CONCURRENCY")
-    # Messages each worker process reserves: 4 saves a broker round trip per task (Celery hands a reserved
-    # task only to an idle process). 1 for a worker group of long tasks.
+    # Messages each worker process reserves: 16 keeps an inline worker busy across the broker's round trip
+    # from an ack to the next delivery (a quorum queue's is long); 1 for a worker group of long tasks.
     worker_prefetch_multiplier: PositiveInt = declared("WORKER_PREFETCH_MULTIPLIER")
     task_time_limit: PositiveInt = declared("TASK_TIME_LIMIT")
     task_soft_time_limit: PositiveInt = declared("TASK_SOFT_TIME_LIMIT")

@@ -42,7 +42,7 @@ def test_app_builds_without_a_broker() -> None:
     assert conf.broker_connection_retry_on_startup
     assert conf.worker_send_task_events and conf.task_send_sent_event
     assert (conf.task_time_limit, conf.task_soft_time_limit) == (300, 240)
-    assert conf.worker_prefetch_multiplier == 4
+    assert conf.worker_prefetch_multiplier == 16
     assert conf.task_default_queue == "work"
     assert conf.task_routes[ADD_TASK] == {"queue": "work"}
     assert conf.result_backend == "rpc://"
