@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("tasks", nargs="?", type=int, default=5000)
     parser.add_argument("--pool", choices=("solo", "prefork"), default="solo")
     parser.add_argument("--concurrency", type=int, default=1, help="pool processes (prefork)")
-    parser.add_argument("--prefetch", type=int, default=4)
+    parser.add_argument("--prefetch", type=int, default=16)
     args = parser.parse_args()
     with workdir() as tmp, bench_queue() as queue:
         app = client(queue)
