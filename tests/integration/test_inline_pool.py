@@ -32,14 +32,16 @@ AMQP_HEARTBEAT = 2
 LONG_TASK_SECONDS = 12
 
 
-def limited_env(worker_env: dict[str, str]) -> dict[str, str]:
-    return with_test_tasks({**worker_env, "TASK_SOFT_TIME_LIMIT": str(SOFT), "TASK_TIME_LIMIT": str(HARD)})
+def limited_worker(processes: Processes, worker_env: dict[str, str]) -> tuple[dict[str, str], Any]:
+    """(environment, process) of a worker with the test tasks and the short time limits above."""
+    env = with_test_tasks({**worker_env, "TASK_SOFT_TIME_LIMIT": str(SOFT), "TASK_TIME_LIMIT": str(HARD)})
+    return env, start_worker(processes, env)
 
 
 def test_the_soft_time_limit_interrupts_a_task(
     processes: Processes, worker_env: dict[str, str], celery_client: Any
 ) -> None:
-    worker = start_worker(processes, limited_env(worker_env))
+    _, worker = limited_worker(processes, worker_env)
     started = time.monotonic()
     result = celery_client.send_task(SLEEP_TASK, args=(30,))
     with pytest.raises(SoftTimeLimitExceeded):
@@ -52,8 +54,7 @@ def test_the_soft_time_limit_interrupts_a_task(
 def test_the_hard_time_limit_fails_a_task_that_outlives_its_soft_one_and_acks_it(
     processes: Processes, worker_env: dict[str, str], celery_client: Any
 ) -> None:
-    env = limited_env(worker_env)
-    worker = start_worker(processes, env)
+    env, worker = limited_worker(processes, worker_env)
     result = celery_client.send_task(STUBBORN_SLEEP_TASK, args=(30,))
     with pytest.raises(TimeLimitExceeded):
         result.get(timeout=20)
@@ -70,8 +71,7 @@ def test_the_hard_time_limit_fails_a_task_that_outlives_its_soft_one_and_acks_it
 def test_a_task_that_ignores_both_limits_stops_the_worker_and_goes_back_to_the_queue(
     processes: Processes, worker_env: dict[str, str], celery_client: Any
 ) -> None:
-    env = limited_env(worker_env)
-    worker = start_worker(processes, env)
+    env, worker = limited_worker(processes, worker_env)
     result = celery_client.send_task(UNSTOPPABLE_SLEEP_TASK, args=(600,))
     assert worker.wait(timeout=HARD + HARD_LIMIT_GRACE + 15) == EXIT_TASK_STUCK
     output = processes.output(worker)
