@@ -130,6 +130,25 @@ def tree_rss(pid: int) -> float:
         return float("nan")
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its live descendants so far."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+        return sum(sum(p.cpu_times()[:2]) for p in processes)
+    except psutil.Error:
+        return float("nan")
+
+
+def listener_pids(url: str) -> list[int]:
+    """The processes listening on the TCP port of ``url`` (the broker's Erlang VM)."""
+    from urllib.parse import urlsplit
+
+    port = urlsplit(url).port or 5672
+    return sorted({c.pid for c in psutil.net_connections(kind="tcp")
+                   if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid})
+
+
 def crossing(samples: list[tuple[float, int]], level: float) -> float:
     """Time at which the ready count first fell to ``level`` or below (linear between samples)."""
     previous = samples[0]
@@ -219,6 +238,8 @@ def drain(subject: Subject, url: str, tasks: int, roundtrips: int, result: Resul
     with Connection(url) as connection, log.open("wb") as out:  # type: ignore[no-untyped-call]
         channel = connection.channel()
         assert ready_count(channel, subject.queue) == tasks, "enqueued tasks missing from the queue"
+        brokers = listener_pids(url)
+        broker_cpu = sum(tree_cpu(pid) for pid in brokers)
         spawned = time.perf_counter()
         process = subprocess.Popen(subject.command, env=subject.env, cwd=subject.cwd, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
@@ -243,6 +264,10 @@ def drain(subject: Subject, url: str, tasks: int, roundtrips: int, result: Resul
                     spy_process.wait(timeout=30)
                 finally:
                     stop_process(spy_process)
+            # CPU per task, from spawning the worker until the queue is empty (its start included).
+            result.add("worker CPU us/task", tree_cpu(process.pid) / tasks * 1e6)
+            broker_used = sum(tree_cpu(pid) for pid in brokers) - broker_cpu
+            result.add("broker CPU us/task", broker_used / tasks * 1e6)
             result.add("rss MiB", tree_rss(process.pid))
             first = next(t for t, count in samples if count < tasks)
             result.add("start->1st s", first)
@@ -329,7 +354,7 @@ def chart_subject(url: str, tmp: Path, chart_env: dict[str, str], overrides: dic
 
 
 ROWS = ["tasks/s from start", "tasks/s steady", "start->1st s", "rtt p50 ms", "rtt p99 ms", "enqueue/s",
-        "rss MiB"]
+        "worker CPU us/task", "broker CPU us/task", "rss MiB"]
 
 
 def fmt(value: float | None, name: str) -> str:
@@ -393,7 +418,8 @@ def main() -> None:
                                    for row in ROWS if row in results[name].values)
                 print(f"run {run + 1}/{args.runs} {name}: {latest}", file=sys.stderr, flush=True)
     print(f"\n{args.tasks} add tasks, medians of {args.runs} runs, one private RabbitMQ node, "
-          f"{os.cpu_count()} CPUs; chart env: WORKER_CONCURRENCY={chart_env.get('WORKER_CONCURRENCY')} "
+          f"{os.cpu_count()} CPUs; chart env: WORKER_POOL={chart_env.get('WORKER_POOL')} "
+          f"WORKER_CONCURRENCY={chart_env.get('WORKER_CONCURRENCY')} "
           f"WORKER_PREFETCH_MULTIPLIER={chart_env.get('WORKER_PREFETCH_MULTIPLIER')} "
           f"LOG_LEVEL={chart_env.get('LOG_LEVEL')} QUEUE_TYPE={chart_env.get('QUEUE_TYPE')}"
           + (f"; overrides {overrides}" if overrides else ""))

@@ -77,7 +77,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tasks", type=int, default=50000, help="add tasks to run (default 50000)")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--concurrency", type=int, default=2, help="prefork worker processes (default 2)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds for the whole run (default 600)")
     parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="where process logs go")
     options = parser.parse_args()
@@ -88,7 +88,8 @@ def main() -> int:
     base.update(BROKER_URL=broker, QUEUE_NAME=queue, PYTHONUNBUFFERED="1", LOG_LEVEL="warning",
                 WORKER_HEALTH_FILE=str(options.log_dir / f"{queue}.heartbeat"))
     # The worker drains fast: a deep prefetch (the production default of 1 is for long tasks).
-    worker_env = {**base, "WORKER_CONCURRENCY": str(options.concurrency), "WORKER_PREFETCH_MULTIPLIER": "256"}
+    worker_env = {**base, "WORKER_POOL": "prefork", "WORKER_CONCURRENCY": str(options.concurrency),
+                  "WORKER_PREFETCH_MULTIPLIER": "256"}
     capped_port, stock_port = free_port(), free_port()
 
     os.environ.update(BROKER_URL=broker, QUEUE_NAME=queue)

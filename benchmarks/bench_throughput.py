@@ -3,7 +3,7 @@
 N tasks are published first (results ignored: we time the worker, not a client); then one worker is
 started and timed from its first received task until its log shows all N succeeded.
 
-    python benchmarks/bench_throughput.py [N] [--concurrency C] [--prefetch P]
+    python benchmarks/bench_throughput.py [N] [--pool solo|prefork] [--concurrency C] [--prefetch P]
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from taskqueue.app import ADD_TASK
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("tasks", nargs="?", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--prefetch", type=int, default=1)
+    parser.add_argument("--pool", choices=("solo", "prefork"), default="solo")
+    parser.add_argument("--concurrency", type=int, default=1, help="pool processes (prefork)")
+    parser.add_argument("--prefetch", type=int, default=16)
     args = parser.parse_args()
     with workdir() as tmp, bench_queue() as queue:
         app = client(queue)
@@ -33,7 +34,7 @@ def main() -> None:
         app.close()
         log = Path(tmp) / "worker.log"
         env = worker_env(
-            queue, Path(tmp), WORKER_CONCURRENCY=str(args.concurrency),
+            queue, Path(tmp), WORKER_POOL=args.pool, WORKER_CONCURRENCY=str(args.concurrency),
             WORKER_PREFETCH_MULTIPLIER=str(args.prefetch),
         )
         with worker(env, log):
@@ -47,7 +48,8 @@ def main() -> None:
             drained = time.perf_counter() - first
     print(
         f"published {args.tasks} add tasks in {published:.2f}s ({args.tasks / published:.0f}/s); "
-        f"one worker (concurrency {args.concurrency}, prefetch {args.prefetch}, events on) drained them in "
+        f"one worker (pool {args.pool}, concurrency {args.concurrency}, prefetch {args.prefetch}, events on) "
+        "drained them in "
         f"{drained:.2f}s: {args.tasks / drained:.0f} tasks/s"
     )
 

@@ -74,13 +74,18 @@ class Settings(BaseSettings):
     # Deliveries of one message before a quorum queue dead-letters it (x-delivery-limit): ends the loop of
     # a poison task that kills its worker process. Classic queues have no delivery count: ignored there.
     queue_delivery_limit: PositiveInt = declared("QUEUE_DELIVERY_LIMIT")
+    # Inline (solo, taskqueue.pool) by default: no per-task IPC between processes; prefork for CPU-bound
+    # tasks on several cores.
+    worker_pool: Literal["solo", "prefork"] = declared("WORKER_POOL")
     worker_concurrency: PositiveInt = declared("WORKER_CONCURRENCY")
-    # Messages each worker process reserves: 4 saves a broker round trip per task (Celery hands a reserved
-    # task only to an idle process). 1 for a worker group of long tasks.
+    # Messages each worker process reserves: 16 keeps an inline worker busy across the broker's round trip
+    # from an ack to the next delivery (a quorum queue's is long); 1 for a worker group of long tasks.
     worker_prefetch_multiplier: PositiveInt = declared("WORKER_PREFETCH_MULTIPLIER")
     task_time_limit: PositiveInt = declared("TASK_TIME_LIMIT")
     task_soft_time_limit: PositiveInt = declared("TASK_SOFT_TIME_LIMIT")
     broker_connection_timeout: PositiveFloat = declared("BROKER_CONNECTION_TIMEOUT")
+    # AMQP heartbeats find a silently dead connection in 2 x this instead of Celery's 2 x 120 s.
+    worker_broker_heartbeat: PositiveInt = declared("WORKER_BROKER_HEARTBEAT")
     # Mingle (sync revoked ids with peers at start) and gossip (track peers' events): off by default, as
     # nothing here relies on them and mingle alone costs about a second at every start.
     worker_mingle: bool = declared("WORKER_MINGLE")
@@ -188,6 +193,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "TASK_SOFT_TIME_LIMIT must be below TASK_TIME_LIMIT "
                 f"({self.task_soft_time_limit} >= {self.task_time_limit})"
+            )
+        if self.worker_pool == "solo" and self.worker_concurrency != 1:
+            raise ValueError(
+                f"WORKER_CONCURRENCY must be 1 with WORKER_POOL=solo (got {self.worker_concurrency}): a solo "
+                "worker runs one task at a time; scale with replicas, or set WORKER_POOL=prefork"
             )
         if (
             self.broker_url is None

@@ -158,7 +158,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_max_retries": None,
         "broker_connection_timeout": settings.broker_connection_timeout,
         # AMQP heartbeats detect a silently dead connection in ~1 min instead of the 2x120 s default.
-        "broker_heartbeat": 30,
+        "broker_heartbeat": settings.worker_broker_heartbeat,
         # py-amqp passes these to the connection: a resource alarm on the broker is logged, not silent, and
         # no wait for a broker reply is endless (a blocked broker never sends the close-ok of a shutdown).
         "broker_transport_options": {

@@ -95,6 +95,8 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
             prepare_accept_content(self.app.conf.accept_content)  # type: ignore[no-untyped-call]
         )
 
+    #: The batcher of the late acks (``taskqueue.bootsteps.acks``), set while the task channel is open.
+    taskqueue_acks: Any = None
     #: When the scheduled flush of the task events is due (None: none scheduled).
     _event_flush_due: float | None = None
 
@@ -153,6 +155,9 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
         """Hand ``message`` to Celery's ``handle`` if it is a task message this worker can run, else reject
         it; whatever Celery still raises for it is logged and the message rejected, never re-raised (the
         worker would stop), except a lost connection (Celery reconnects, RabbitMQ redelivers)."""
+        acks = self.taskqueue_acks
+        if acks is not None:
+            acks.delivered(message.delivery_tag)
         problem = message_problem(message, self.accepted_types)
         if problem is not None:
             self.reject(message, *problem)

@@ -129,9 +129,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QUEUE_DELIVERY_LIMIT", "int>0", 10,
             "deliveries of one message before a quorum queue dead-letters it (a task that kills its "
             "worker each time); classic queues have no such limit", ALL, _every("celery.queueDeliveryLimit")),
-    Setting("WORKER_CONCURRENCY", "int>0", 2, "worker processes", frozenset({WORKER}),
-            {WORKER: "worker.concurrency"}),
-    Setting("WORKER_PREFETCH_MULTIPLIER", "int>0", 4, "messages reserved per worker process",
+    Setting("WORKER_POOL", "enum", "solo",
+            "`solo`: each task runs in the worker process itself, one at a time, time limits kept (the "
+            "fastest: scale with replicas); `prefork`: `WORKER_CONCURRENCY` pool processes (CPU-bound tasks "
+            "on a pod of several cores)", frozenset({WORKER}), {WORKER: "worker.pool"},
+            choices=("solo", "prefork")),
+    Setting("WORKER_CONCURRENCY", "int>0", 1, "pool processes of the `prefork` pool (1 with `solo`)",
+            frozenset({WORKER}), {WORKER: "worker.concurrency"}),
+    Setting("WORKER_PREFETCH_MULTIPLIER", "int>0", 16,
+            "messages reserved per worker process (1 for a worker group of long tasks)",
             frozenset({WORKER}), {WORKER: "worker.prefetchMultiplier"}),
     Setting("TASK_TIME_LIMIT", "int>0", 300, "hard task time limit, seconds (above the soft one)",
             frozenset({WORKER}), {WORKER: "worker.taskTimeLimit"}),
@@ -139,6 +145,10 @@ SETTINGS: tuple[Setting, ...] = (
             frozenset({WORKER}), {WORKER: "worker.taskSoftTimeLimit"}),
     Setting("BROKER_CONNECTION_TIMEOUT", "float>0", 4.0, "seconds to wait for one broker connection attempt",
             ALL, _every("celery.brokerConnectionTimeout")),
+    Setting("WORKER_BROKER_HEARTBEAT", "int>0", 30,
+            "seconds between AMQP heartbeats on the worker's broker connection; two missed drop it (a "
+            "silently dead broker found in a minute)", frozenset({WORKER}),
+            {WORKER: "worker.brokerHeartbeat"}),
     Setting("WORKER_MINGLE", "bool", False,
             "Celery's start-up state sync with peers (off: a faster start, nothing here needs it)",
             frozenset({WORKER}), {WORKER: "worker.mingle"}),

@@ -1,5 +1,6 @@
 """``taskqueue worker``: the Celery worker, with the bootsteps of ``taskqueue.bootsteps`` (a heartbeat for
-the health probe, the SIGTERM drain).
+the health probe, the SIGTERM drain, the inline pool's guard). By default (``WORKER_POOL=solo``) each task
+runs in the worker process itself (``taskqueue.pool``); ``prefork`` runs them in pool processes.
 
 Signals: the worker installs its own handlers, so they work when it runs as PID 1 (the kernel drops
 only signals a PID 1 does not handle): SIGTERM drains (``taskqueue.bootsteps.drain``: stop consuming,
@@ -26,6 +27,8 @@ from taskqueue.heartbeat import STOPPED, write_heartbeat
 
 logger = logging.getLogger("taskqueue.worker")
 
+#: The pool class of WORKER_POOL=solo: Celery's solo pool with its time limits kept and a guard thread.
+INLINE_POOL = "taskqueue.pool:InlinePool"
 #: Logger of Celery's "Task ... received" line, the only info line it writes (in the consumer, per task).
 RECEIVED_LOGGER = "celery.worker.strategy"
 #: Logger of the "Task ... succeeded in ...s" line; also of failures, retries and expected errors (a bad
@@ -58,7 +61,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "hostname": f"celery.{os.getpid()}@{socket.gethostname()}",
         "queues": [settings.queue_name],
         "concurrency": settings.worker_concurrency,
-        "pool": "prefork",
+        "pool": INLINE_POOL if settings.worker_pool == "solo" else "prefork",
         "loglevel": settings.log_level.upper(),
         # Mingle waits ~1 s for peers at every start; gossip tracks peers' events. Nothing here uses them.
         "without_mingle": not settings.worker_mingle,
@@ -87,9 +90,10 @@ def run_worker(settings: Settings) -> int:
     options = worker_options(settings)
     worker = app.Worker(**options)
     logger.info(
-        "taskqueue worker: broker %s, queue %s (%s), concurrency %d, heartbeat %s every %gs, "
+        "taskqueue worker: broker %s, queue %s (%s), pool %s, concurrency %d, heartbeat %s every %gs, "
         "extra task modules: %s",
-        settings.broker_display, settings.queue_name, settings.queue_type, settings.worker_concurrency,
+        settings.broker_display, settings.queue_name, settings.queue_type, settings.worker_pool,
+        settings.worker_concurrency,
         settings.worker_health_file, settings.health_interval,
         ", ".join(settings.worker_task_modules) or "none",
     )

@@ -65,6 +65,16 @@ BAD_VALUES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         ("worker.terminationGracePeriodSeconds",),
     ),
     (
+        "solo-pool-with-concurrency",
+        dotted("worker.concurrency", 4),
+        ("worker.concurrency",),
+    ),
+    (
+        "unknown-pool",
+        dotted("worker.pool", "threads"),
+        ("worker.pool",),
+    ),
+    (
         "soft-limit-not-below-hard-limit",
         dotted("worker.taskSoftTimeLimit", 400),
         ("worker.taskSoftTimeLimit",),
@@ -148,7 +158,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
 
 
 def test_enough_bad_values() -> None:
-    assert len(BAD_VALUES) == 41
+    assert len(BAD_VALUES) == 43
 
 
 def test_external_baseline_renders(render: Any) -> None:
@@ -169,6 +179,11 @@ def test_bad_value_is_refused_naming_the_key(
 
 # (id, overrides, fragments the one error message must contain: the key, the value, and the reason)
 REFUSED_WITH_REASON: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
+    (
+        "solo-pool-runs-one-task-at-a-time",
+        dotted("worker.concurrency", 4),
+        ("worker.concurrency must be 1 with worker.pool solo (got 4)", "set worker.pool prefork"),
+    ),
     (
         "empty-rabbitmq-tag",
         dotted("rabbitmq.image.tag", ""),

@@ -28,6 +28,7 @@ def test_worker_settings_reach_the_env(render: RenderFn) -> None:
     container = render(
         {
             "worker": {
+                "pool": "prefork",
                 "concurrency": 8,
                 "prefetchMultiplier": 2,
                 "taskTimeLimit": 900,
@@ -38,6 +39,7 @@ def test_worker_settings_reach_the_env(render: RenderFn) -> None:
         }
     ).container("worker")
     expected = {
+        "WORKER_POOL": "prefork",
         "WORKER_CONCURRENCY": "8",
         "WORKER_PREFETCH_MULTIPLIER": "2",
         "TASK_TIME_LIMIT": "900",
@@ -78,10 +80,13 @@ def test_grace_period_exceeds_the_task_time_limit(render: RenderFn, task_time_li
     assert int(env_value(manifest.container("worker"), "TASK_TIME_LIMIT")) == task_time_limit
 
 
-def test_defaults_reserve_four_per_process_and_log_no_line_per_task(default_manifest: Manifest) -> None:
+def test_defaults_run_inline_reserve_sixteen_and_log_no_line_per_task(default_manifest: Manifest) -> None:
     container = default_manifest.container("worker")
-    assert env_value(container, "WORKER_PREFETCH_MULTIPLIER") == "4"
-    assert env_value(container, "WORKER_LOG_TASKS") == "false"
+    expected = {"WORKER_POOL": "solo", "WORKER_CONCURRENCY": "1", "WORKER_PREFETCH_MULTIPLIER": "16",
+                "WORKER_LOG_TASKS": "false"}
+    assert {name: env_value(container, name) for name in expected} == expected
+    # The grace period covers the sixteen reserved tasks, each within the hard limit, plus the margin.
+    assert pod_spec_of(default_manifest.workload("worker"))["terminationGracePeriodSeconds"] == 16 * 300 + 30
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ def heartbeat_state(path: Path) -> str | None:
 def test_broker_loss_with_every_process_busy_is_reported_within_the_probe_max_age(
     processes: Processes, worker_env: dict[str, str], private_broker: PrivateBroker
 ) -> None:
-    env = with_test_tasks({**worker_env, "BROKER_URL": private_broker.url,
+    env = with_test_tasks({**worker_env, "BROKER_URL": private_broker.url, "WORKER_POOL": "prefork",
                            "WORKER_CONCURRENCY": str(CONCURRENCY)})
     worker = start_worker(processes, env)
     node = f"celery.{worker.pid}@"

@@ -7,11 +7,8 @@ name), the way a buggy or hostile client would; the dead-letter queue is then re
 
 from __future__ import annotations
 
-import os
 import pickle
 import signal
-import time
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -21,7 +18,8 @@ from kombu.connection import Connection
 
 from taskqueue.app import ADD_TASK, create_app, dead_letter_queue_name
 from taskqueue.config import Settings
-from tests.support.processes import Processes
+from tests.support.brokers import queue_depth
+from tests.support.processes import Processes, in_sleep
 from tests.support.tasks import SLEEP_TASK, with_test_tasks
 from tests.support.waiting import wait_until
 from tests.support.workers import health_of, start_worker
@@ -30,12 +28,6 @@ pytestmark = pytest.mark.integration
 
 MALFORMED_JSON = b"\xff not json"
 PICKLED = pickle.dumps({"task": "taskqueue.tasks.add", "args": (1, 2)})
-
-
-def queue_depth(broker_url: str, name: str) -> int:
-    """Ready messages in queue ``name`` (passive declare: checks, never creates or changes it)."""
-    with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
-        return int(connection.default_channel.queue_declare(name, passive=True).message_count)
 
 
 def drain(broker_url: str, name: str, limit: int = 100) -> list[Any]:
@@ -58,22 +50,6 @@ def publish_raw(broker_url: str, queue: str, body: bytes, content_type: str, enc
             body, exchange="", routing_key=queue, content_type=content_type, content_encoding=encoding,
             serializer=None, retry=True,
         )
-
-
-#: clock_nanosleep, the system call of ``time.sleep``, by machine (the poison test waits for it).
-SLEEP_SYSCALLS = {"x86_64": "230", "aarch64": "115"}
-
-
-def in_sleep(pid: int) -> bool:
-    """Whether process ``pid`` is inside ``time.sleep`` (unknown machine: after a second, assume so)."""
-    number = SLEEP_SYSCALLS.get(os.uname().machine)
-    if number is None:
-        time.sleep(1.0)
-        return True
-    try:
-        return Path(f"/proc/{pid}/syscall").read_text().split()[0] == number
-    except (OSError, IndexError):
-        return False
 
 
 @pytest.mark.parametrize("queue_type", ["quorum", "classic"])
@@ -125,7 +101,7 @@ def test_poison_task_is_dead_lettered_after_the_delivery_limit(
     """A task that kills its worker process each time it runs (segfault, OOM kill): redelivered until
     QUEUE_DELIVERY_LIMIT, then dead-lettered (quorum queues), instead of a crash loop for ever."""
     limit = 2
-    env = with_test_tasks({**worker_env, "QUEUE_DELIVERY_LIMIT": str(limit), "WORKER_CONCURRENCY": "1"})
+    env = with_test_tasks({**worker_env, "QUEUE_DELIVERY_LIMIT": str(limit), "WORKER_POOL": "prefork"})
     queue = env["QUEUE_NAME"]
     worker = start_worker(processes, env)
     # The client declares the queue with the worker's arguments (another limit: PRECONDITION_FAILED).
@@ -140,7 +116,6 @@ def run_poison_task(
     processes: Processes, worker: Any, client: Any, broker_url: str, queue: str, limit: int
 ) -> None:
     """Send a ``sleep`` task, SIGKILL the process running it at each delivery; check it dead-letters."""
-    dead_letter = dead_letter_queue_name(queue)
     poison = client.send_task(SLEEP_TASK, args=(120,))
     received = f"[{poison.id}] received"
     # Each return counts (Celery rejects with requeue when the pool process dies): deliveries 1..limit
@@ -155,14 +130,47 @@ def run_poison_task(
             timeout=10, what="the pool process to run the task",
         )
         running[0].send_signal(signal.SIGKILL)
-    wait_until(lambda: queue_depth(broker_url, dead_letter) == 1, timeout=60,
-               what="the poison task dead-lettered")
-    assert queue_depth(broker_url, queue) == 0
-    [message] = drain(broker_url, dead_letter)
-    assert message.headers["id"] == poison.id
-    death = message.headers["x-death"][0]
-    assert (death["queue"], death["reason"]) == (queue, "delivery_limit")
+    assert_dead_lettered(broker_url, queue, poison.id)
     # No further delivery, and the worker (with a new pool process) serves the next task.
     assert client.send_task(ADD_TASK, args=(4, 5)).get(timeout=30) == 9
     assert processes.output(worker).count(received) == limit + 1
     assert worker.poll() is None
+
+
+def assert_dead_lettered(broker_url: str, queue: str, task_id: str) -> None:
+    """The message of ``task_id`` is the one message of the dead-letter queue, for its delivery limit."""
+    dead_letter = dead_letter_queue_name(queue)
+    wait_until(lambda: queue_depth(broker_url, dead_letter) == 1, timeout=60,
+               what="the poison task dead-lettered")
+    assert queue_depth(broker_url, queue) == 0
+    [message] = drain(broker_url, dead_letter)
+    assert message.headers["id"] == task_id
+    death = message.headers["x-death"][0]
+    assert (death["queue"], death["reason"]) == (queue, "delivery_limit")
+
+
+def test_poison_task_of_a_solo_worker_is_dead_lettered_after_the_delivery_limit(
+    processes: Processes, worker_env: dict[str, str], broker_url: str
+) -> None:
+    """With the default pool a task runs in the worker process itself: one that kills its process kills
+    the worker, which Kubernetes restarts (here the test starts the next one). The broker redelivers the
+    message to it until QUEUE_DELIVERY_LIMIT, then dead-letters it, as with prefork."""
+    limit = 2
+    env = with_test_tasks({**worker_env, "QUEUE_DELIVERY_LIMIT": str(limit)})
+    queue = env["QUEUE_NAME"]
+    client = create_app(Settings(broker_url=broker_url, queue_name=queue, queue_delivery_limit=limit))  # type: ignore[arg-type]
+    try:
+        poison = client.send_task(SLEEP_TASK, args=(120,))
+        received = f"[{poison.id}] received"
+        for delivery in range(1, limit + 2):
+            worker = start_worker(processes, env, name=f"worker-{delivery}")
+            wait_until(lambda w=worker: received in processes.output(w) and in_sleep(w.pid),  # type: ignore[misc]
+                       timeout=60, what=f"delivery {delivery} of the poison task to run")
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=10)
+        worker = start_worker(processes, env, name="worker-after")
+        assert_dead_lettered(broker_url, queue, poison.id)
+        assert client.send_task(ADD_TASK, args=(4, 5)).get(timeout=30) == 9
+        assert received not in processes.output(worker)
+    finally:
+        client.close()

@@ -73,8 +73,8 @@ def test_sigterm_is_a_warm_shutdown(
 def test_sigterm_runs_out_the_reserved_tasks(
     processes: Processes, worker_env: dict[str, str], celery_client: Any
 ) -> None:
-    # The default prefetch (4 per process): the third task is reserved by this worker while both processes
-    # are busy. The drain runs it before the worker exits, instead of bouncing it to another worker.
+    # The default prefetch (16 per process): the tasks after the first are reserved by this worker while it
+    # runs the first. The drain runs them before the worker exits, instead of bouncing them to another.
     worker_env = with_test_tasks(worker_env)
     worker = start_worker(processes, worker_env)
     running = [celery_client.send_task(SLEEP_TASK, args=(3,)) for _ in range(2)]

@@ -76,6 +76,12 @@ def queue_exists(connection: Any, queue: str) -> bool:
     return True
 
 
+def queue_depth(broker_url: str, name: str) -> int:
+    """Ready messages in queue ``name`` (passive declare: checks, never creates or changes it)."""
+    with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
+        return int(connection.default_channel.queue_declare(name, passive=True).message_count)
+
+
 def remove_queue(broker_url: str, name: str) -> None:
     """Delete the task queue ``name`` (and its dead-letter queue and exchanges) from the broker."""
     from taskqueue.app import remove_task_queue

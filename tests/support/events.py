@@ -14,8 +14,9 @@ from kombu.messaging import Consumer
 
 
 class TaskEvents:
-    """Receives the ``task-received``, ``task-started`` and ``task-succeeded`` events of every worker on the
-    broker from the moment it is created (its event queue is bound at once). Use as a context manager."""
+    """Receives the ``task-received``, ``task-started``, ``task-succeeded`` and ``worker-heartbeat`` events of
+    every worker on the broker from the moment it is created (its event queue is bound at once). Use as a
+    context manager."""
 
     def __init__(self, broker_url: str) -> None:
         self.app = Celery("task-events", broker=broker_url, set_as_current=False)
@@ -23,10 +24,13 @@ class TaskEvents:
         self.received: list[dict[str, Any]] = []
         self.started: list[dict[str, Any]] = []
         self.succeeded: list[dict[str, Any]] = []
+        #: ``worker-heartbeat`` events: what tells Flower a worker is online.
+        self.heartbeats: list[dict[str, Any]] = []
         receiver = self.app.events.Receiver(
             self.connection,
             handlers={"task-received": self.received.append, "task-started": self.started.append,
-                      "task-succeeded": self.succeeded.append},
+                      "task-succeeded": self.succeeded.append,
+                      "worker-heartbeat": self.heartbeats.append},
         )
         channel = self.connection.default_channel
         self._consumers = receiver.get_consumers(functools.partial(Consumer, channel), channel)

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,3 +70,19 @@ class Processes:
     def stop_all(self) -> None:
         for process in reversed(self.started):
             self.stop(process)
+
+
+#: clock_nanosleep, the system call of ``time.sleep``, by machine (the poison tests wait for it).
+SLEEP_SYSCALLS = {"x86_64": "230", "aarch64": "115"}
+
+
+def in_sleep(pid: int) -> bool:
+    """Whether process ``pid`` is inside ``time.sleep`` (unknown machine: after a second, assume so)."""
+    number = SLEEP_SYSCALLS.get(os.uname().machine)
+    if number is None:
+        time.sleep(1.0)
+        return True
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().split()[0] == number
+    except (OSError, IndexError):
+        return False

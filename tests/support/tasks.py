@@ -11,11 +11,16 @@ import time
 from pathlib import Path
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from taskqueue.tasks import InvalidArgumentError, Number, check_number
 
 #: Celery name of ``sleep`` (its import path).
 SLEEP_TASK = f"{__name__}.sleep"
+
+#: Celery names of the sleeps that ignore their soft time limit, and both limits.
+STUBBORN_SLEEP_TASK = f"{__name__}.stubborn_sleep"
+UNSTOPPABLE_SLEEP_TASK = f"{__name__}.unstoppable_sleep"
 
 #: Longest a ``sleep`` task may ask for; the task time limits apply as well.
 MAX_SLEEP_SECONDS = 3600.0
@@ -35,6 +40,29 @@ def sleep(seconds: Number) -> Number:
         )
     time.sleep(value)
     return value
+
+
+def _sleep_through(seconds: Number, ignored: tuple[type[Exception], ...]) -> Number:
+    value = check_number("seconds", seconds)
+    deadline = time.monotonic() + min(max(float(value), 0.0), MAX_SLEEP_SECONDS)
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            time.sleep(left)
+        except ignored:
+            continue
+    return value
+
+
+@shared_task(name=STUBBORN_SLEEP_TASK)  # type: ignore[untyped-decorator]
+def stubborn_sleep(seconds: Number) -> Number:
+    """Sleep ``seconds`` through the soft time limit: only the hard one stops it."""
+    return _sleep_through(seconds, (SoftTimeLimitExceeded,))
+
+
+@shared_task(name=UNSTOPPABLE_SLEEP_TASK)  # type: ignore[untyped-decorator]
+def unstoppable_sleep(seconds: Number) -> Number:
+    """Sleep ``seconds`` through both time limits: a task that catches what should stop it."""
+    return _sleep_through(seconds, (SoftTimeLimitExceeded, TimeLimitExceeded))
 
 
 def with_test_tasks(env: dict[str, str]) -> dict[str, str]:

@@ -22,7 +22,7 @@ from taskqueue.app import (
 from taskqueue.config import ConfigError, Settings, load_settings
 from taskqueue.worker import worker_options
 from tests.support.processes import VENV_BIN, Processes
-from tests.support.tasks import REPO_ROOT, SLEEP_TASK
+from tests.support.tasks import REPO_ROOT, SLEEP_TASK, STUBBORN_SLEEP_TASK, UNSTOPPABLE_SLEEP_TASK
 
 UNREACHABLE = "amqp://user:pw@unreachable.invalid:5672//"
 
@@ -42,7 +42,7 @@ def test_app_builds_without_a_broker() -> None:
     assert conf.broker_connection_retry_on_startup
     assert conf.worker_send_task_events and conf.task_send_sent_event
     assert (conf.task_time_limit, conf.task_soft_time_limit) == (300, 240)
-    assert conf.worker_prefetch_multiplier == 4
+    assert conf.worker_prefetch_multiplier == 16
     assert conf.task_default_queue == "work"
     assert conf.task_routes[ADD_TASK] == {"queue": "work"}
     assert conf.result_backend == "rpc://"
@@ -119,12 +119,17 @@ def test_queue_name_leaves_room_for_the_dead_letter_suffix(clean_env: pytest.Mon
 
 
 def test_worker_options_skip_mingle_and_gossip() -> None:
-    options = worker_options(Settings(worker_concurrency=3, log_level="warning"))
+    options = worker_options(Settings(worker_pool="prefork", worker_concurrency=3, log_level="warning"))
     assert options["without_mingle"] and options["without_gossip"]
     assert not options["without_heartbeat"]  # Flower needs worker heartbeats
     assert (options["concurrency"], options["pool"], options["loglevel"]) == (3, "prefork", "WARNING")
     enabled = worker_options(Settings(worker_mingle=True, worker_gossip=True))
     assert not enabled["without_mingle"] and not enabled["without_gossip"]
+
+
+def test_the_default_pool_runs_tasks_inline_one_at_a_time() -> None:
+    options = worker_options(Settings())
+    assert (options["pool"], options["concurrency"]) == ("taskqueue.pool:InlinePool", 1)
 
 
 def test_module_app_is_built_lazily_from_the_environment(clean_env: pytest.MonkeyPatch) -> None:
@@ -181,7 +186,8 @@ def test_worker_task_modules_add_their_tasks() -> None:
     listed = fresh_interpreter(
         LIST_TASKS, WORKER_TASK_MODULES="tests.support.tasks", PYTHONPATH=str(REPO_ROOT)
     )
-    assert listed == f"['taskqueue.tasks.add', '{SLEEP_TASK}']"
+    expected = ["taskqueue.tasks.add", SLEEP_TASK, STUBBORN_SLEEP_TASK, UNSTOPPABLE_SLEEP_TASK]
+    assert listed == str(expected)
 
 
 def test_a_task_module_that_cannot_be_imported_stops_the_worker_naming_the_variable(

@@ -36,7 +36,9 @@ def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
     assert settings.result_backend == "rpc://"
     assert settings.queue_name == "celery"
     assert settings.queue_type == "quorum"
-    assert (settings.worker_concurrency, settings.worker_prefetch_multiplier) == (2, 4)
+    worker = (settings.worker_pool, settings.worker_concurrency, settings.worker_prefetch_multiplier)
+    assert worker == ("solo", 1, 16)
+    assert settings.worker_broker_heartbeat == 30
     assert (settings.task_time_limit, settings.task_soft_time_limit) == (300, 240)
     assert settings.producer_interval == 5.0
     assert (settings.health_interval, settings.health_max_age) == (5.0, 30.0)

@@ -186,6 +186,7 @@ class ConsumerStub:
     accepted_types = ACCEPT
     connection_errors = (ConnectionError,)
     channel_errors = (amqp.exceptions.ChannelError,)
+    taskqueue_acks = None  # no event loop: acks go out one by one
 
     def __init__(self) -> None:
         self.rejected: list[tuple[str, str]] = []

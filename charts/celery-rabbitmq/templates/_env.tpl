@@ -70,8 +70,12 @@ the same arguments, or RabbitMQ refuses with PRECONDITION_FAILED: so they are se
 {{/* Worker-only settings. */}}
 {{- define "celery-rabbitmq.worker.env" -}}
 {{- $w := .Values.worker -}}
+- name: WORKER_POOL
+  value: {{ $w.pool | quote }}
 - name: WORKER_CONCURRENCY
   value: {{ $w.concurrency | quote }}
+- name: WORKER_BROKER_HEARTBEAT
+  value: {{ $w.brokerHeartbeat | quote }}
 - name: WORKER_PREFETCH_MULTIPLIER
   value: {{ $w.prefetchMultiplier | quote }}
 - name: TASK_TIME_LIMIT

@@ -91,6 +91,9 @@ values key it is about.
 {{- end -}}
 
 {{- /* Worker time limits and shutdown */ -}}
+{{- if and (eq $w.pool "solo") (ne (int $w.concurrency) 1) -}}
+  {{- $e = append $e (printf "worker.concurrency must be 1 with worker.pool solo (got %d): a solo worker runs one task at a time; scale with worker.replicaCount, or set worker.pool prefork" (int $w.concurrency)) -}}
+{{- end -}}
 {{- if ge (int $w.taskSoftTimeLimit) (int $w.taskTimeLimit) -}}
   {{- $e = append $e (printf "worker.taskSoftTimeLimit (%d) must be below worker.taskTimeLimit (%d)" (int $w.taskSoftTimeLimit) (int $w.taskTimeLimit)) -}}
 {{- end -}}

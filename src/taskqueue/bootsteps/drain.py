@@ -21,6 +21,7 @@ from celery import bootsteps, platforms
 from celery.worker import state
 
 from taskqueue.app import settings_of
+from taskqueue.pool import InlinePool
 
 logger = logging.getLogger("taskqueue.worker")
 
@@ -50,6 +51,10 @@ class DrainStep(bootsteps.StartStopStep):  # type: ignore[misc]
         platforms.signals["SIGTERM"] = self._on_sigterm
         c.taskqueue_drain = self
         self._timer_entry = c.timer.call_repeatedly(CHECK_INTERVAL, self._tick, (c,))
+        if isinstance(c.pool, InlinePool) and not c.pool.after_task:
+            # An inline task holds the loop and its timer: the drain begins as the task ends instead, before
+            # its ack lets the broker deliver another message.
+            c.pool.after_task.append(lambda: self._begin_if_requested(c))
 
     def stop(self, c: Any) -> None:
         if self._timer_entry is not None:
@@ -71,11 +76,14 @@ class DrainStep(bootsteps.StartStopStep):  # type: ignore[misc]
             state.should_stop = 0
         self.requested = True
 
+    def _begin_if_requested(self, c: Any) -> None:
+        if self.requested and self.deadline is None and self._timer_entry is not None:
+            self._begin(c)
+
     def _tick(self, c: Any) -> None:
         if not self.requested:
             return
-        if self.deadline is None:
-            self._begin(c)
+        self._begin_if_requested(c)
         held = len(state.reserved_requests)
         if held == 0:
             logger.info("drained: no task in flight, shutting down")

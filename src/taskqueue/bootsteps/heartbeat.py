@@ -67,7 +67,7 @@ class HeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]
             self._write(DRAINING, f"SIGTERM: finishing {len(worker_state.reserved_requests)} task(s)")
             return
         state, detail = consumer_state(c, [self.settings.queue_name])
-        self._write(state, detail, queues=self._queues(c))
+        self._write(state, detail, queues=self.queues_of(c))
 
     def _cancel(self) -> None:
         if self._timer_entry is not None:
@@ -75,7 +75,8 @@ class HeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]
             self._timer_entry = None
 
     @staticmethod
-    def _queues(c: Any) -> list[str]:
+    def queues_of(c: Any) -> list[str]:
+        """The queues consumer ``c`` consumes now."""
         consumer = c.task_consumer
         return [queue.name for queue in consumer.queues] if consumer is not None else []
 
