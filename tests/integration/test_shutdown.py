@@ -10,9 +10,9 @@ from typing import Any
 
 import psutil
 import pytest
-from kombu.connection import Connection
 
 from taskqueue.private_broker import PrivateBroker
+from tests.support.brokers import queue_depth
 from tests.support.processes import VENV_BIN, Processes
 from tests.support.tasks import SLEEP_TASK, with_test_tasks
 from tests.support.waiting import wait_until
@@ -24,11 +24,6 @@ pytestmark = pytest.mark.integration
 def reserving_one_each(env: dict[str, str]) -> dict[str, str]:
     """``env`` with prefetch 1: each process reserves only the task it runs, so a third task stays queued."""
     return {**env, "WORKER_PREFETCH_MULTIPLIER": "1"}
-
-
-def _queued(broker_url: str, queue: str) -> int:
-    with Connection(broker_url) as connection:  # type: ignore[no-untyped-call]
-        return int(connection.default_channel.queue_declare(queue, passive=True).message_count)
 
 
 def _warm_shutdown(
@@ -55,7 +50,7 @@ def _warm_shutdown(
     assert not result.healthy
     assert result.reason == stopped
     # The task it never started is still queued, and the next worker runs it.
-    assert _queued(env["BROKER_URL"], env["QUEUE_NAME"]) == 1
+    assert queue_depth(env["BROKER_URL"], env["QUEUE_NAME"]) == 1
     start_worker(processes, env, name="worker-next")
     assert waiting.get(timeout=30) == 0
 
@@ -89,7 +84,7 @@ def test_sigterm_runs_out_the_reserved_tasks(
     assert worker.wait(timeout=30) == 0
     output = processes.output(worker)
     assert all(f"[{r.id}] succeeded" in output for r in [*running, reserved])
-    assert _queued(worker_env["BROKER_URL"], worker_env["QUEUE_NAME"]) == 0
+    assert queue_depth(worker_env["BROKER_URL"], worker_env["QUEUE_NAME"]) == 0
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) for a PID namespace")
