@@ -120,24 +120,23 @@ def ready_count(channel: Any, queue: str) -> int:
     return int(count)
 
 
-def tree_rss(pid: int) -> float:
-    """MiB of resident memory of ``pid`` and its descendants."""
+def tree_sum(pid: int, measure: Callable[[psutil.Process], float]) -> float:
+    """``measure`` summed over ``pid`` and its live descendants (NaN once the process is gone)."""
     try:
         root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-        return sum(p.memory_info().rss for p in processes) / 2**20
+        return sum(measure(p) for p in [root, *root.children(recursive=True)])
     except psutil.Error:
         return float("nan")
+
+
+def tree_rss(pid: int) -> float:
+    """MiB of resident memory of ``pid`` and its descendants."""
+    return tree_sum(pid, lambda p: p.memory_info().rss) / 2**20
 
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) of ``pid`` and its live descendants so far."""
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-        return sum(sum(p.cpu_times()[:2]) for p in processes)
-    except psutil.Error:
-        return float("nan")
+    return tree_sum(pid, lambda p: sum(p.cpu_times()[:2]))
 
 
 def listener_pids(url: str) -> list[int]:
